@@ -1,0 +1,5 @@
+//! One module per subcommand. Each exposes its clap arguments and a `run` that returns an exit
+//! code or a [`crate::CliError`].
+
+pub mod check;
+pub mod init;

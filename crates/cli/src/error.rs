@@ -1,0 +1,47 @@
+//! The CLI's error type and its mapping to exit codes.
+
+use std::path::PathBuf;
+
+use crate::exit;
+
+/// Every way a ferry command can fail, each with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The input file cannot be used (missing, unreadable, a directory, empty, too large).
+    #[error("{path}: {problem}")]
+    Input { path: PathBuf, problem: String },
+
+    /// The input file was read but its content is invalid. `message` already names the line,
+    /// column and key where the library knows them.
+    #[error("{path}:{message}")]
+    InvalidContent { path: PathBuf, message: String },
+
+    /// A command-line value is invalid.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A blocking condition: the operation is refused and nothing was written.
+    #[error("{0}")]
+    Blocked(String),
+
+    /// An output file could not be written; nothing was left half-written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// The documented exit code for this error (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input { .. } | CliError::InvalidContent { .. } | CliError::Usage(_) => {
+                exit::USAGE
+            }
+            CliError::Blocked(_) => exit::CHECKS_FAILED,
+            CliError::Output { .. } => exit::FAILED,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! # ferry-cli
+//!
+//! The composition root of ferry: command-line parsing with clap, wiring of the libraries, output
+//! and exit codes. The `ferry` binary is a one-line `main` over [`main_with_args`]; tests drive
+//! [`run`] directly with captured output.
+//!
+//! Exit codes are documented in [`exit`].
+
+pub mod cmd;
+pub mod error;
+pub mod exit;
+pub mod fsio;
+pub mod output;
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+pub use error::CliError;
+pub use output::Output;
+
+/// ferry migrates Kubernetes clusters safely: MKE 3 to MKE 4k, rolling upgrades, node
+/// replacement and cloud-provider moves, with rollback on any failure.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an MKE 4k configuration: the defaults, or the conversion of an MKE 3 config-toml.
+    Init(cmd::init::InitArgs),
+    /// Offline checks of input files.
+    #[command(subcommand)]
+    Check(cmd::check::CheckCommand),
+}
+
+/// Output format of a command's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Parses `args` and runs the command, printing through `out`. Returns the exit code.
+pub fn run<I, T>(args: I, out: &mut Output<'_>) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap renders help, version and usage errors itself.
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let rendered = e.render().to_string();
+            if e.use_stderr() {
+                out.info(&rendered);
+            } else {
+                out.result(&rendered);
+            }
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(&args, out),
+        Command::Check(c) => cmd::check::run(&c, out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// Entry point of the binary: runs with the process's stdout and stderr.
+pub fn main_with_args<I, T>(args: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let mut out = Output::new(&mut stdout, &mut stderr);
+    std::process::ExitCode::from(run(args, &mut out))
+}
