@@ -1,0 +1,216 @@
+//! What the command line adds to a conversion (`conversion-rules.md` section 3).
+
+use crate::Error;
+
+/// A node of the cluster, from the upgrade `hosts.yaml` and the detected role.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostInput {
+    pub address: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    pub key_path: String,
+    #[serde(default)]
+    pub private_address: Option<String>,
+    #[serde(default)]
+    pub private_interface: Option<String>,
+    /// `true` for an MKE 3 manager (becomes `controller+worker`).
+    #[serde(default)]
+    pub manager: bool,
+    /// The kubelet profile the node's profile label names, if any.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+/// Options of a conversion. `Options::default()` converts with the MKE 4k defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `--external-address`: `apiServer.externalAddress` (`host` or `host:port`).
+    pub external_address: Option<String>,
+    /// `--image-registry`: `registries.imageRegistry.url`.
+    pub image_registry: Option<String>,
+    /// `--chart-registry`: `registries.chartRegistry.url` (`oci://...`).
+    pub chart_registry: Option<String>,
+    /// `--mke3-airgapped`: `airgap.enabled`; needs both registries.
+    pub airgapped: bool,
+    /// Target MKE 4k version (`spec.version`), one of [`crate::mke4::SUPPORTED_VERSIONS`].
+    pub version: String,
+    /// Hosts for `spec.hosts`; empty for an offline conversion.
+    pub hosts: Vec<HostInput>,
+    /// Print secrets as `<redacted>` in the compatibility reports (on by default).
+    pub redact_reports: bool,
+    /// Treat a config-toml without `cluster_config.calico_kdd` as a warning instead of a
+    /// blocking condition. Off by default, as documented: an MKE 3.7/3.8 export always has the
+    /// key. `ferry init` turns it on for old exports (UCP 3.x predates the key); `ferry upgrade`
+    /// never does, because it reads the live configuration.
+    pub allow_missing_calico_kdd: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            external_address: None,
+            image_registry: None,
+            chart_registry: None,
+            airgapped: false,
+            version: crate::mke4::DEFAULT_VERSION.to_string(),
+            hosts: Vec::new(),
+            redact_reports: true,
+            allow_missing_calico_kdd: false,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options with the documented validation texts.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(r) = &self.image_registry {
+            if r.ends_with('/') {
+                return Err(Error::InvalidOption(format!(
+                    "invalid --image-registry {r:?}: must not end with \"/\""
+                )));
+            }
+            if r.trim().is_empty() {
+                return Err(Error::InvalidOption(format!(
+                    "invalid --image-registry {r:?}: must not be empty"
+                )));
+            }
+        }
+        if let Some(r) = &self.chart_registry {
+            if !r.starts_with("oci://") {
+                return Err(Error::InvalidOption(format!(
+                    "invalid --chart-registry {r:?}: must start with \"oci://\""
+                )));
+            }
+            if r.ends_with('/') {
+                return Err(Error::InvalidOption(format!(
+                    "invalid --chart-registry {r:?}: must not end with \"/\""
+                )));
+            }
+        }
+        if let Some(a) = &self.external_address {
+            if !valid_external_address(a) {
+                return Err(Error::InvalidOption(format!(
+                    "invalid --external-address {a:?}: expected host or host:port without scheme or path"
+                )));
+            }
+        }
+        if self.airgapped && (self.image_registry.is_none() || self.chart_registry.is_none()) {
+            return Err(Error::InvalidOption(
+                "--mke3-airgapped requires --image-registry and --chart-registry".to_string(),
+            ));
+        }
+        if !crate::mke4::SUPPORTED_VERSIONS.contains(&self.version.as_str()) {
+            return Err(Error::UnsupportedVersion {
+                version: self.version.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn valid_external_address(a: &str) -> bool {
+    if a.is_empty() || a.contains("://") || a.contains('/') || a.chars().any(char::is_whitespace) {
+        return false;
+    }
+    // `[v6]:port`, `host:port` or a bare host / IPv6 address.
+    let (host, port) = match a.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None if a.matches(':').count() == 1 => {
+            let (h, p) = a.split_once(':').unwrap_or((a, ""));
+            (h, Some(p))
+        }
+        None => (a, None),
+    };
+    !host.is_empty() && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(o: Options) -> String {
+        o.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn documented_validation_texts() {
+        let base = Options::default();
+        assert_eq!(
+            err(Options {
+                image_registry: Some("r.example.com/mke/".into()),
+                ..base.clone()
+            }),
+            r#"invalid --image-registry "r.example.com/mke/": must not end with "/""#
+        );
+        assert_eq!(
+            err(Options {
+                chart_registry: Some("r.example.com/mke".into()),
+                ..base.clone()
+            }),
+            r#"invalid --chart-registry "r.example.com/mke": must start with "oci://""#
+        );
+        assert_eq!(
+            err(Options {
+                chart_registry: Some("oci://r.example.com/mke/".into()),
+                ..base.clone()
+            }),
+            r#"invalid --chart-registry "oci://r.example.com/mke/": must not end with "/""#
+        );
+        assert_eq!(
+            err(Options {
+                external_address: Some("https://mke.example.com".into()),
+                ..base.clone()
+            }),
+            r#"invalid --external-address "https://mke.example.com": expected host or host:port without scheme or path"#
+        );
+        assert_eq!(
+            err(Options {
+                airgapped: true,
+                image_registry: Some("r/mke".into()),
+                ..base.clone()
+            }),
+            "--mke3-airgapped requires --image-registry and --chart-registry"
+        );
+        for ok in [
+            "mke.example.com",
+            "mke.example.com:33001",
+            "10.0.0.1",
+            "[fd00::1]:443",
+            "fd00::1",
+        ] {
+            assert!(
+                Options {
+                    external_address: Some(ok.into()),
+                    ..base.clone()
+                }
+                .validate()
+                .is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["", "mke.example.com:0", "mke.example.com:x", "a b", "mke/x"] {
+            assert!(
+                Options {
+                    external_address: Some(bad.into()),
+                    ..base.clone()
+                }
+                .validate()
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
