@@ -304,6 +304,11 @@ impl Cx<'_> {
             status: Status::Unknown,
             message: String::new(),
         };
+        if entry.empty_table {
+            report.status = Status::Skipped;
+            report.message = "empty table: sets nothing".to_string();
+            return report;
+        }
         let Some(def) = entry.def else {
             report.message = if secret {
                 "not in the MKE 3 schema; kept out of the MKE 4 file".to_string()
@@ -368,6 +373,10 @@ impl Cx<'_> {
         let Some(def) = entry.def else {
             return Ok(());
         };
+        if matches!(def.target, Target::Blocker | Target::Summary) {
+            // Gates checked in `blockers`, and MetalLB pools printed in the summary.
+            return Ok(());
+        }
         let v = &entry.value;
         let spec = &mut c.spec;
         let newer = mke4::has_4_1_3_fields(&spec.version);
@@ -701,6 +710,8 @@ impl Cx<'_> {
     }
 
     fn blockers(&mut self) {
+        // (key, reason) in the documented order: KDD, eBPF, kube-proxy mode.
+        let mut found: Vec<(&str, String)> = Vec::new();
         match self.source.get("cluster_config.calico_kdd") {
             Some(e) if e.value.as_bool() == Some(true) => {}
             None if self.options.allow_missing_calico_kdd => self.note(
@@ -708,16 +719,22 @@ impl Cx<'_> {
                 NoteKind::Warning,
                 "the file has no calico_kdd key (an export older than MKE 3.7?): the upgrade requires cluster_config.calico_kdd = true on the live cluster",
             ),
-            _ => self.blockers.push(KDD_BLOCKER.to_string()),
+            _ => found.push(("cluster_config.calico_kdd", KDD_BLOCKER.to_string())),
         }
         if self.source.flag("cluster_config.calico_ebpf_enabled") {
-            self.blockers.push(EBPF_BLOCKER.to_string());
+            found.push((
+                "cluster_config.calico_ebpf_enabled",
+                EBPF_BLOCKER.to_string(),
+            ));
         }
         let mode = self
             .source
             .get("cluster_config.kube_proxy_mode")
             .and_then(|e| e.value.as_str())
             .unwrap_or("iptables");
+        if mode != "iptables" {
+            found.push(("cluster_config.kube_proxy_mode", proxy_blocker(mode)));
+        }
         let flag_mode = self
             .source
             .config
@@ -732,16 +749,15 @@ impl Cx<'_> {
                         _ => None,
                     })
             });
-        for m in [Some(mode.to_string()), flag_mode].into_iter().flatten() {
-            if m != "iptables" {
-                let text = proxy_blocker(&m);
-                if !self.blockers.contains(&text) {
-                    self.blockers.push(text);
-                }
+        if let Some(m) = flag_mode.filter(|m| m != "iptables") {
+            let text = proxy_blocker(&m);
+            if !found.iter().any(|(_, t)| *t == text) {
+                found.push(("cluster_config.custom_kube_proxy_flags", text));
             }
         }
-        for b in self.blockers.clone() {
-            self.note("cluster_config", NoteKind::Blocking, &blocking(&b));
+        for (key, text) in found {
+            self.note(key, NoteKind::Blocking, &blocking(&text));
+            self.blockers.push(text);
         }
     }
 
@@ -1200,6 +1216,11 @@ fn skip_reason(def: &KeyDef, v: &toml::Value) -> Option<&'static str> {
     };
     if equal {
         return Some("default value");
+    }
+    // An empty string means "unset" in MKE 3 (`rethinkdb_cache_size = ""` is automatic,
+    // `prometheus_memory_limit = ""` is the default), whatever the documented default.
+    if v.as_str().is_some_and(|s| s.trim().is_empty()) {
+        return Some("not set");
     }
     let empty = match v {
         toml::Value::String(s) => {

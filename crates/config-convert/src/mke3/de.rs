@@ -39,27 +39,37 @@ pub fn parse_int_str(v: &str) -> Result<Option<i64>, ()> {
     t.parse::<i64>().map(Some).map_err(|_| ())
 }
 
-/// An array of tables, which an export may also write as an empty table (`[custom_api_server_headers]`)
-/// or as a single table.
+/// An array of tables, which an export may also write as an empty table
+/// (`[custom_api_server_headers]`) or as a single table. Elements are deserialised in place so
+/// that an error inside one keeps its line and column.
 pub fn opt_tables<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        Many(Vec<toml::Value>),
-        One(toml::Table),
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of tables")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<T>()? {
+                out.push(item);
+            }
+            Ok(Some(out))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            // An empty table is an empty array; a single table is one element.
+            let table = toml::Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            if table.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            T::deserialize(toml::Value::Table(table).into_deserializer())
+                .map(|t| Some(vec![t]))
+                .map_err(de::Error::custom)
+        }
     }
-    let items: Vec<toml::Value> = match OneOrMany::deserialize(d)? {
-        OneOrMany::Many(v) => v,
-        OneOrMany::One(t) if t.is_empty() => Vec::new(),
-        OneOrMany::One(t) => vec![toml::Value::Table(t)],
-    };
-    items
-        .into_iter()
-        .map(|v| T::deserialize(v.into_deserializer()).map_err(de::Error::custom))
-        .collect::<Result<Vec<T>, _>>()
-        .map(Some)
+    d.deserialize_any(V(std::marker::PhantomData))
 }

@@ -21,6 +21,9 @@ pub struct Entry {
     /// 1-based line and column of the key.
     pub line: usize,
     pub column: usize,
+    /// An empty table the schema knows (`[etcd_cleanup_schedule_config]` with no keys): it sets
+    /// nothing, and is reported so that no line of the file goes unmentioned.
+    pub empty_table: bool,
 }
 
 impl Entry {
@@ -238,6 +241,7 @@ impl Walker<'_, '_> {
                     value: converted,
                     line,
                     column,
+                    empty_table: false,
                 });
             } else {
                 let child = canonical.as_deref().map(|c| {
@@ -249,6 +253,16 @@ impl Walker<'_, '_> {
                 });
                 let known_child = child.as_deref().filter(|c| schema::is_table(c));
                 match value.get_ref() {
+                    DeValue::Table(t) if known_child.is_some() && t.is_empty() => {
+                        self.entries.push(Entry {
+                            segments: segments.clone(),
+                            def: None,
+                            value: toml::Value::Table(toml::Table::new()),
+                            line,
+                            column,
+                            empty_table: true,
+                        });
+                    }
                     DeValue::Table(t) if known_child.is_some() => {
                         self.table(t, segments, known_child.map(str::to_string))?;
                     }
@@ -256,7 +270,6 @@ impl Walker<'_, '_> {
                         // An unknown table: report each of its keys, so nothing hides inside.
                         self.table(t, segments, None)?;
                     }
-                    DeValue::Table(_) if child.is_some() && known_child.is_some() => {}
                     _ => {
                         let converted = to_value(value, self.lines, &source_path)?;
                         self.entries.push(Entry {
@@ -265,6 +278,7 @@ impl Walker<'_, '_> {
                             value: converted,
                             line,
                             column,
+                            empty_table: false,
                         });
                     }
                 }
