@@ -25,7 +25,7 @@ pub enum CliError {
     Blocked(String),
 
     /// An output file could not be written; nothing was left half-written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Output {
         path: PathBuf,
         #[source]

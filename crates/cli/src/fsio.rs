@@ -71,11 +71,34 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // Checked here so that the error names the user's directory, not our temporary file.
+    if !dir.is_dir() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("directory {} does not exist", dir.display()),
+        )));
+    }
+    if path.is_dir() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".ferry-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(fail)?;
+    // A replaced file keeps its permissions; a new one gets the usual 0644 (the temporary file
+    // is created 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(fail)?;
+    }
     tmp.write_all(contents).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;

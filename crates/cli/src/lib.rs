@@ -22,7 +22,12 @@ pub use output::Output;
 /// ferry migrates Kubernetes clusters safely: MKE 3 to MKE 4k, rolling upgrades, node
 /// replacement and cloud-provider moves, with rollback on any failure.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(
+    name = "ferry",
+    version,
+    about = "ferry migrates Kubernetes clusters safely: MKE 3 to MKE 4k, rolling upgrades, node replacement and cloud-provider moves, with rollback on any failure.",
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

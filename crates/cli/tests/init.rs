@@ -373,7 +373,6 @@ fn config_out_onto_a_directory_fails_without_leftovers() {
 }
 
 #[test]
-#[ignore = "bug: CliError::Output shows its io::Error in the message and as source(), so the cause is printed twice (and names ferry's temp file)"]
 fn config_out_write_error_names_the_cause_once() {
     let dir = tempfile::tempdir().unwrap();
     let taken = dir.path().join("taken");
@@ -383,7 +382,7 @@ fn config_out_write_error_names_the_cause_once() {
     assert_eq!(
         r.stderr,
         format!(
-            "Error: cannot write {}: Is a directory (os error 21)\n",
+            "Error: cannot write {}: it is a directory\n",
             taken.display()
         )
     );
@@ -391,7 +390,14 @@ fn config_out_write_error_names_the_cause_once() {
     let missing = dir.path().join("no-such-dir").join("mke4.yaml");
     let r = ferry_run(["init", "--config-out", path_str(&missing)]);
     r.assert_code(1);
-    assert_eq!(r.stderr.matches("os error").count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error: cannot write {}: directory {} does not exist\n",
+            missing.display(),
+            missing.parent().unwrap().display()
+        )
+    );
     assert!(!r.stderr.contains(".ferry-"), "{}", r.stderr);
 }
 
@@ -793,7 +799,6 @@ fn help_exits_0() {
 }
 
 #[test]
-#[ignore = "bug: `ferry --help` shows the Cargo description \"a thin composition root over ferry's libraries\" instead of the user-facing about text"]
 fn help_describes_ferry_to_users() {
     ferry()
         .arg("--help")

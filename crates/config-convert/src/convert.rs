@@ -289,11 +289,16 @@ fn proxy_blocker(mode: &str) -> String {
 
 impl Cx<'_> {
     fn classify(&mut self, entry: &Entry) -> KeyReport {
-        let secret = entry.def.is_some_and(|d| d.secret) || is_secret_name(entry.segments.last());
-        let value = if secret && self.options.redact_reports {
-            redact(&entry.value)
-        } else {
-            entry.value.clone()
+        // Known keys are secret by the schema; unknown ones by their name (an LDAP `readerPassword`).
+        let secret = match entry.def {
+            Some(d) => d.secret,
+            None => is_secret_name(entry.segments.last()),
+        };
+        let value = match (self.options.redact_reports, secret) {
+            (true, true) => redact(&entry.value),
+            // Whole-table settings may hold secrets of their own (`password` in a table).
+            (true, false) => redact_nested(&entry.value),
+            (false, _) => entry.value.clone(),
         };
         let mut report = KeyReport {
             key: entry.source_path(),
@@ -1244,14 +1249,35 @@ fn is_secret_name(name: Option<&String>) -> bool {
     })
 }
 
+/// Replaces every non-empty string inside `v`; booleans and numbers are not secrets.
 fn redact(v: &toml::Value) -> toml::Value {
     match v {
-        toml::Value::String(s) if s.is_empty() => v.clone(),
+        toml::Value::String(s) if !s.is_empty() => toml::Value::String("<redacted>".into()),
         toml::Value::Table(t) => {
             toml::Value::Table(t.iter().map(|(k, x)| (k.clone(), redact(x))).collect())
         }
         toml::Value::Array(a) => toml::Value::Array(a.iter().map(redact).collect()),
-        _ => toml::Value::String("<redacted>".into()),
+        other => other.clone(),
+    }
+}
+
+/// Redacts the values of secret-looking keys inside tables.
+fn redact_nested(v: &toml::Value) -> toml::Value {
+    match v {
+        toml::Value::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, x)| {
+                    let x = if is_secret_name(Some(k)) {
+                        redact(x)
+                    } else {
+                        redact_nested(x)
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        toml::Value::Array(a) => toml::Value::Array(a.iter().map(redact_nested).collect()),
+        other => other.clone(),
     }
 }
 
