@@ -141,6 +141,15 @@ fn emit(
 /// warnings, for standard error.
 pub(crate) fn text_report(c: &Conversion) -> String {
     let mut s = convert::report::configuration_summary(c);
+    // Every key of the file is in one of these counts; `ferry check mke3-config` and `-o json`
+    // list them one by one.
+    s.push_str(&format!(
+        "\nKeys of the MKE 3 file: {} converted, {} not supported, {} skipped (default, unset or switched off), {} unknown. `ferry check mke3-config` lists every one.\n",
+        c.count(convert::Status::Converted),
+        c.count(convert::Status::NotSupported),
+        c.count(convert::Status::Skipped),
+        c.count(convert::Status::Unknown),
+    ));
     let rest = convert::report::not_converted(c);
     if !rest.is_empty() {
         s.push_str("\nSettings not converted\n---------------\n");
