@@ -40,6 +40,8 @@ pub enum Command {
     /// Offline checks of input files.
     #[command(subcommand)]
     Check(cmd::check::CheckCommand),
+    /// Translate MKE 3 orgs, teams, users, roles and grants into Kubernetes RBAC manifests.
+    Rbac(cmd::rbac::RbacArgs),
 }
 
 /// Output format of a command's result.
@@ -79,6 +81,7 @@ where
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&args, out),
         Command::Check(c) => cmd::check::run(&c, out),
+        Command::Rbac(args) => cmd::rbac::run(&args, out),
     };
     match result {
         Ok(code) => code,

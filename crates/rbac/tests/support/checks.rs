@@ -140,12 +140,18 @@ fn compare(who: &str, cluster: &Cluster, got: &Effective, want: &Expected, admin
 /// (a): every user and every service account reaches exactly the roles MKE 3 gave it (plus
 /// the permissionless `none` placeholder).
 pub fn check_access(export: &Export, cluster: &Cluster) {
-    let groups = ["system:authenticated"];
     for a in export.accounts.iter().filter(|a| !a.is_org) {
+        // An inactive user cannot log in, so it is never in `system:authenticated`; the
+        // manifests must not give it anything else either.
+        let groups: &[&str] = if a.is_active {
+            &["system:authenticated"]
+        } else {
+            &[]
+        };
         let (want, admin) = model::expected_for_user(export, &a.name);
         let got = cluster.effective(&Who::User {
             name: &a.name,
-            groups: &groups,
+            groups,
         });
         compare(&format!("user {}", a.name), cluster, &got, &want, admin);
     }

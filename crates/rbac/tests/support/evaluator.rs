@@ -147,25 +147,45 @@ impl Cluster {
             replica_ids,
             documents,
         };
-        cluster.closure = cluster
+        let mut by_label: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for (name, (labels, _)) in &cluster.roles {
+            for (k, v) in labels {
+                by_label.entry((k, v)).or_default().push(name);
+            }
+        }
+        let closure = cluster
             .roles
             .keys()
-            .map(|n| (n.clone(), cluster.expand(n)))
+            .map(|n| (n.clone(), cluster.expand(n, &by_label)))
             .collect();
+        drop(by_label);
+        cluster.closure = closure;
         cluster
     }
 
-    /// Every ClusterRole whose rules flow into `name`, by breadth-first search over selectors.
-    fn expand(&self, name: &str) -> BTreeSet<String> {
+    /// Every ClusterRole whose rules flow into `name`, by a graph search over selectors.
+    fn expand(&self, name: &str, by_label: &BTreeMap<(&str, &str), Vec<&str>>) -> BTreeSet<String> {
         let mut seen = BTreeSet::from([name.to_string()]);
         let mut queue = vec![name.to_string()];
         while let Some(current) = queue.pop() {
             let Some((_, Some(selectors))) = self.roles.get(&current) else {
                 continue;
             };
-            for (other, (labels, _)) in &self.roles {
-                if selectors.iter().any(|s| s.matches(labels)) && seen.insert(other.clone()) {
-                    queue.push(other.clone());
+            for selector in selectors {
+                // Candidates: the roles carrying the selector's first label (all roles for an
+                // empty selector), then the full match.
+                let candidates: Vec<&str> = match selector.0.iter().next() {
+                    Some((k, v)) => by_label
+                        .get(&(k.as_str(), v.as_str()))
+                        .cloned()
+                        .unwrap_or_default(),
+                    None => self.roles.keys().map(String::as_str).collect(),
+                };
+                for other in candidates {
+                    let labels = &self.roles[other].0;
+                    if selector.matches(labels) && seen.insert(other.to_string()) {
+                        queue.push(other.to_string());
+                    }
                 }
             }
         }
