@@ -213,17 +213,18 @@ impl Manifests {
                 rule.cluster_role_selectors.dedup();
             }
         }
+        // Names are unique within each list, so an unstable sort gives the same order.
         self.cluster_roles
-            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            .sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         for b in &mut self.cluster_role_bindings {
             sort_subjects(&mut b.subjects);
         }
         self.cluster_role_bindings
-            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            .sort_unstable_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         for b in &mut self.role_bindings {
             sort_subjects(&mut b.subjects);
         }
-        self.role_bindings.sort_by(|a, b| {
+        self.role_bindings.sort_unstable_by(|a, b| {
             (a.metadata.namespace.as_deref(), &a.metadata.name)
                 .cmp(&(b.metadata.namespace.as_deref(), &b.metadata.name))
         });
@@ -254,6 +255,9 @@ impl Manifests {
 }
 
 fn sort_subjects(subjects: &mut Vec<Subject>) {
-    subjects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    subjects.dedup_by(|a, b| a.sort_key() == b.sort_key());
+    // Subjects are usually built from sorted sets already; checking is cheaper than sorting.
+    if !subjects.is_sorted_by(|a, b| a.sort_key() < b.sort_key()) {
+        subjects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        subjects.dedup_by(|a, b| a.sort_key() == b.sort_key());
+    }
 }
