@@ -864,6 +864,9 @@ impl<'a> Model<'a> {
     ) {
         let mut labels = base_labels();
         let mut annotations: BTreeMap<Text, Text> = BTreeMap::new();
+        // `ferry.io/org` and `ferry.io/team` hold the final, unique stems (hash included when a
+        // name was renamed), so that a label selector finds one organisation's or one team's
+        // objects even when two sanitise to the same stem.
         let subjects: Vec<Subject> = match key {
             SubjectKey::Org(o) => {
                 let org = &self.orgs[*o];
@@ -1066,5 +1069,94 @@ fn aggregated(
             namespace: None,
         },
         rules: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(grants: &str) -> Export {
+        let text = format!(
+            r#"{{"version": 1,
+              "accounts": [
+                {{"name": "bob", "id": "u-bob", "isOrg": false}},
+                {{"name": "acme", "id": "o-acme", "isOrg": true}}],
+              "orgs": {{"acme": {{"members": [{{"member": {{"name": "bob", "id": "u-bob",
+                  "isOrg": false}}}}],
+                "teams": [{{"team": {{"name": "dev", "id": "t-dev"}}, "members": []}}]}}}},
+              "roles": [{{"id": "viewonly", "name": "View Only", "system_role": true}},
+                        {{"id": "r1", "name": "Dev Team", "system_role": false}}],
+              "grants": {grants}}}"#
+        );
+        Export::from_json(&text).expect("valid export")
+    }
+
+    fn names(t: &Translation) -> Vec<String> {
+        t.manifests
+            .cluster_roles
+            .iter()
+            .map(|r| r.metadata.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn grants_on_namespaces_missing_from_the_target_are_not_converted() {
+        let e = export(
+            r#"[{"subjectID": "o-acme", "objectID": "dev", "roleID": "viewonly"},
+                {"subjectID": "o-acme", "objectID": "gone", "roleID": "viewonly"}]"#,
+        );
+        let options = Options {
+            existing_namespaces: Some(["dev".to_string()].into()),
+            ..Options::default()
+        };
+        let t = translate(&e, &options).expect("translates");
+        assert!(names(&t).contains(&"acme-org.dev".to_string()));
+        assert!(!names(&t).iter().any(|n| n.ends_with(".gone")));
+        let gone = t
+            .report
+            .grants
+            .iter()
+            .find(|g| g.object == "gone")
+            .expect("record");
+        assert_eq!(gone.outcome, GrantOutcome::NotConvertedOther);
+        assert_eq!(gone.detail, "namespace gone does not exist");
+        // Without the check both are converted.
+        let t = translate(&e, &Options::default()).expect("translates");
+        assert!(names(&t).contains(&"acme-org.gone".to_string()));
+    }
+
+    #[test]
+    fn foreign_cluster_roles_of_the_target_are_never_taken() {
+        let e = export("[]");
+        let options = Options {
+            foreign_cluster_roles: ["acme-org".to_string(), "dev-team".to_string()].into(),
+            ..Options::default()
+        };
+        let t = translate(&e, &options).expect("translates");
+        let n = names(&t);
+        assert!(!n.contains(&"acme-org".to_string()), "{n:?}");
+        assert!(!n.contains(&"dev-team".to_string()), "{n:?}");
+        // The custom role `Dev Team` sanitises to `dev-team` too: all three are renamed.
+        assert!(n.contains(&format!("dev-team-{}", names::identity_hash("role:r1", 8))));
+        assert_eq!(t.report.renamed_objects(), 3);
+    }
+
+    #[test]
+    fn an_org_without_grants_or_members_still_gets_its_objects() {
+        let t = translate(&export("[]"), &Options::default()).expect("translates");
+        let n = names(&t);
+        assert!(n.contains(&"acme-org".to_string()));
+        assert!(
+            n.contains(&"none".to_string()),
+            "placeholder added when roles lack it"
+        );
+        let team = t
+            .manifests
+            .cluster_role_bindings
+            .iter()
+            .find(|b| b.metadata.labels.get(L_KIND).map(|k| k.as_ref()) == Some("team"))
+            .expect("team binding");
+        assert!(team.subjects.is_empty());
     }
 }
