@@ -17,6 +17,14 @@
 //! errors into core's error types so the engine can decide about retries and undo without knowing
 //! the transport.
 
+pub mod cluster;
+pub mod exec;
+pub mod hosts;
+pub mod mke3;
 pub mod secret;
 
+pub use cluster::{ClusterApi, ClusterError};
+pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
+pub use hosts::HostSpec;
+pub use mke3::{Mke3Api, Mke3Error};
 pub use secret::Secret;
