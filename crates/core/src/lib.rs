@@ -18,8 +18,11 @@
 //! the transport.
 
 pub mod cluster;
+pub mod engine;
 pub mod exec;
 pub mod hosts;
+pub mod journal;
+pub mod lock;
 pub mod mke3;
 pub mod secret;
 

@@ -1,0 +1,573 @@
+//! The runner: executes a plan wave by wave, journals before and after every apply and undo,
+//! and on a failure or the first interrupt undoes every completed step in reverse order, grouped
+//! by phase, logging `Step i of n: [Rollback <phase>]`. A second interrupt stops at once and
+//! leaves the journal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::join::join_all;
+use super::log::Logger;
+use super::plan::{Plan, StepRef};
+use super::signals::Interrupts;
+use super::step::{Step, StepError};
+use super::{Reversibility, StepKey, in_step};
+use crate::journal::{Journal, JournalError, Record, Replay, StepState};
+
+/// The error text of a run stopped by the first interrupt, as mkectl words it.
+pub const SIGNAL_ABORT: &str = "aborting upgrade due to signal interrupt";
+
+/// Test and instrumentation hooks around every apply.
+#[async_trait::async_trait]
+pub trait Hooks: Send + Sync + fmt::Debug {
+    /// Called before a step's `prepare`; an error fails the step before it changed anything.
+    fn before_apply(&self, _key: &StepKey) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    /// Called after a step's apply has been journaled.
+    async fn after_apply(&self, _key: &StepKey) {}
+}
+
+/// No hooks.
+#[derive(Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every step applied.
+    Completed,
+    /// A step failed (or the operator interrupted) and every completed step was undone.
+    RolledBack { error: String, undone: Vec<StepKey> },
+    /// The rollback stopped at `failed`; `remaining` (in undo order) are still applied.
+    RollbackIncomplete {
+        error: String,
+        undone: Vec<StepKey>,
+        failed: StepKey,
+        failure: String,
+        remaining: Vec<StepKey>,
+    },
+    /// Second interrupt: stopped at once, the journal holds what is left.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The journal word for a finished run.
+    fn word(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::RolledBack { .. } => "rolled-back",
+            Outcome::RollbackIncomplete { .. } => "rollback-incomplete",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Failures of the engine itself (not of a step).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the plan names step {0} but the flow has no implementation for it")]
+    MissingStep(StepKey),
+    #[error("run {0} is being rolled back; finish it with `ferry rollback`")]
+    RollbackInProgress(String),
+    #[error("run {run_id} already finished ({outcome}); there is nothing to {what}")]
+    Finished {
+        run_id: String,
+        outcome: String,
+        what: &'static str,
+    },
+}
+
+/// Texts a flow adds around a rollback (`Initiating rollback of MKE to version: 3.7.15`).
+#[derive(Debug, Clone, Default)]
+pub struct RollbackTexts {
+    pub start: Option<String>,
+    pub done: Option<String>,
+}
+
+/// A completed (or partially applied) step waiting for a possible undo.
+#[derive(Debug, Clone)]
+struct Done {
+    key: StepKey,
+    phase: usize,
+    data: Value,
+    partial: bool,
+}
+
+/// Runs one plan.
+pub struct Engine {
+    plan: Plan,
+    steps: BTreeMap<StepKey, Arc<dyn Step>>,
+    phase_of: BTreeMap<StepKey, usize>,
+    journal: Mutex<Journal>,
+    log: Logger,
+    interrupts: Interrupts,
+    hooks: Arc<dyn Hooks>,
+    texts: RollbackTexts,
+    undo_attempts: u32,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("flow", &self.plan.flow)
+            .field("steps", &self.steps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `plan`, with one implementation per planned step.
+    pub fn new(
+        plan: Plan,
+        steps: Vec<Arc<dyn Step>>,
+        journal: Journal,
+        log: Logger,
+        interrupts: Interrupts,
+    ) -> Result<Self, EngineError> {
+        let steps: BTreeMap<StepKey, Arc<dyn Step>> =
+            steps.into_iter().map(|s| (s.key().clone(), s)).collect();
+        for s in plan.steps() {
+            if !steps.contains_key(&s.key) {
+                return Err(EngineError::MissingStep(s.key));
+            }
+        }
+        let phase_of = plan.phase_of();
+        Ok(Self {
+            plan,
+            steps,
+            phase_of,
+            journal: Mutex::new(journal),
+            log,
+            interrupts,
+            hooks: Arc::new(NoHooks),
+            texts: RollbackTexts::default(),
+            undo_attempts: 3,
+        })
+    }
+
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    pub fn with_rollback_texts(mut self, texts: RollbackTexts) -> Self {
+        self.texts = texts;
+        self
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn record(&self, r: Record) -> Result<(), JournalError> {
+        match self.journal.lock() {
+            Ok(mut j) => j.append(r),
+            Err(poisoned) => poisoned.into_inner().append(r),
+        }
+    }
+
+    fn step(&self, key: &StepKey) -> Result<&Arc<dyn Step>, EngineError> {
+        self.steps
+            .get(key)
+            .ok_or_else(|| EngineError::MissingStep(key.clone()))
+    }
+
+    /// Runs `f` unless a second interrupt comes first (`None`).
+    async fn unless_second_interrupt<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            _ = self.interrupts.wait_for(2) => None,
+            v = f => Some(v),
+        }
+    }
+
+    fn interrupted(&self) -> Result<Outcome, EngineError> {
+        self.log
+            .error("Interrupted again: stopping now. The journal is kept; run `ferry rollback` to undo what was done, or `ferry upgrade --resume` to continue.");
+        self.record(Record::Interrupted)?;
+        Ok(Outcome::Interrupted)
+    }
+
+    /// Runs the plan from the start.
+    pub async fn run(&self) -> Result<Outcome, EngineError> {
+        self.execute(Vec::new(), &BTreeSet::new()).await
+    }
+
+    /// Continues the run recorded in `replay`: undoes the steps that were in the middle of being
+    /// applied, then runs every step that is not applied yet.
+    pub async fn resume(&self, replay: &Replay) -> Result<Outcome, EngineError> {
+        if replay.is_finished() {
+            return Err(EngineError::Finished {
+                run_id: replay.run_id.clone(),
+                outcome: replay.finished.clone().unwrap_or_default(),
+                what: "resume",
+            });
+        }
+        if replay.rollback_reason.is_some() {
+            return Err(EngineError::RollbackInProgress(replay.run_id.clone()));
+        }
+        self.record(Record::Resumed)?;
+        let mut completed = Vec::new();
+        let mut in_doubt = Vec::new();
+        let mut applied = BTreeSet::new();
+        for key in &replay.order {
+            let phase = self.phase_of.get(key).copied().unwrap_or(0);
+            match replay.steps.get(key) {
+                Some(StepState::Applied { undo }) => {
+                    applied.insert(key.clone());
+                    completed.push(Done {
+                        key: key.clone(),
+                        phase,
+                        data: undo.clone(),
+                        partial: false,
+                    });
+                }
+                Some(s) => {
+                    if let Some((data, partial)) = s.pending_undo() {
+                        in_doubt.push(Done {
+                            key: key.clone(),
+                            phase,
+                            data,
+                            partial,
+                        });
+                    }
+                }
+                None => {}
+            }
+        }
+        self.log.info(format!(
+            "Resuming run {}: {} step(s) already applied",
+            replay.run_id,
+            applied.len()
+        ));
+        // Steps cut off in the middle are undone first, so that they run again from a clean
+        // state.
+        while let Some(d) = in_doubt.pop() {
+            let step = self.step(&d.key)?.clone();
+            if step.reversibility() == Reversibility::NoOp {
+                continue;
+            }
+            self.log.info(format!(
+                "Undoing the unfinished step {} before resuming",
+                d.key
+            ));
+            self.record(Record::UndoStarted {
+                key: d.key.clone(),
+                data: d.data.clone(),
+                partial: true,
+            })?;
+            let Some(r) = self
+                .unless_second_interrupt(self.undo_with_retries(&step, &d))
+                .await
+            else {
+                return self.interrupted();
+            };
+            match r {
+                Ok(()) => self.record(Record::Undone { key: d.key.clone() })?,
+                Err(e) => {
+                    self.record(Record::UndoFailed {
+                        key: d.key.clone(),
+                        error: e.message.clone(),
+                    })?;
+                    let mut all = completed;
+                    all.extend(in_doubt);
+                    all.push(d);
+                    return self
+                        .rollback(all, format!("cannot clean up an unfinished step: {e}"))
+                        .await;
+                }
+            }
+        }
+        self.execute(completed, &applied).await
+    }
+
+    /// Undoes everything the run recorded in `replay` did, from its journal.
+    pub async fn rollback_journal(&self, replay: &Replay) -> Result<Outcome, EngineError> {
+        if replay.is_finished() {
+            return Err(EngineError::Finished {
+                run_id: replay.run_id.clone(),
+                outcome: replay.finished.clone().unwrap_or_default(),
+                what: "roll back",
+            });
+        }
+        let reason = replay
+            .rollback_reason
+            .clone()
+            .unwrap_or_else(|| "rollback requested".to_string());
+        if replay.rollback_reason.is_none() {
+            self.record(Record::RollbackStarted {
+                reason: reason.clone(),
+            })?;
+        }
+        if let Some(t) = &self.texts.start {
+            self.log.info(t.clone());
+        }
+        let entries: Vec<Done> = replay
+            .to_undo()
+            .into_iter()
+            .map(|(key, data, partial)| Done {
+                phase: self.phase_of.get(&key).copied().unwrap_or(0),
+                key,
+                data,
+                partial,
+            })
+            .collect();
+        self.undo_all(entries, reason).await
+    }
+
+    async fn execute(
+        &self,
+        mut completed: Vec<Done>,
+        skip: &BTreeSet<StepKey>,
+    ) -> Result<Outcome, EngineError> {
+        for wave in self.plan.waves() {
+            let todo: Vec<&StepRef> = wave
+                .steps
+                .iter()
+                .filter(|s| !skip.contains(&s.key))
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            if self.interrupts.count() >= 1 {
+                return self.rollback(completed, SIGNAL_ABORT.to_string()).await;
+            }
+            let futs: Vec<_> = todo.iter().map(|s| self.run_step(s)).collect();
+            let Some(results) = self.unless_second_interrupt(join_all(futs)).await else {
+                return self.interrupted();
+            };
+            let mut failure: Option<String> = None;
+            let mut partial = Vec::new();
+            for (s, r) in todo.iter().zip(results) {
+                match r? {
+                    Ok(undo) => completed.push(Done {
+                        key: s.key.clone(),
+                        phase: wave.phase,
+                        data: undo,
+                        partial: false,
+                    }),
+                    Err((prepared, e)) => {
+                        self.log.error(format!("{} failed: {e}", s.key));
+                        if let Some(p) = prepared {
+                            partial.push(Done {
+                                key: s.key.clone(),
+                                phase: wave.phase,
+                                data: p,
+                                partial: true,
+                            });
+                        }
+                        failure.get_or_insert_with(|| {
+                            format!("failed to run step {}: {}", s.key, e.message)
+                        });
+                    }
+                }
+            }
+            // Partially applied steps are undone first.
+            completed.extend(partial);
+            if let Some(e) = failure {
+                return self.rollback(completed, e).await;
+            }
+        }
+        if self.interrupts.count() >= 1 {
+            // The last wave finished as the operator interrupted: still roll back, as asked.
+            return self.rollback(completed, SIGNAL_ABORT.to_string()).await;
+        }
+        self.record(Record::Finished {
+            outcome: Outcome::Completed.word().into(),
+        })?;
+        Ok(Outcome::Completed)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn run_step(
+        &self,
+        s: &StepRef,
+    ) -> Result<Result<Value, (Option<Value>, StepError)>, EngineError> {
+        let step = self.step(&s.key)?.clone();
+        let key = s.key.clone();
+        in_step(key.clone(), async {
+            self.log.debug(format!("running {key}: {}", s.description));
+            if let Err(e) = self.hooks.before_apply(&key) {
+                return Ok(Err((None, e)));
+            }
+            let prepared = match step.prepare().await {
+                Ok(p) => p,
+                Err(e) => return Ok(Err((None, e))),
+            };
+            self.record(Record::Started {
+                key: key.clone(),
+                prepared: prepared.clone(),
+            })?;
+            match step.apply(&prepared).await {
+                Ok(undo) => {
+                    self.record(Record::Applied {
+                        key: key.clone(),
+                        undo: undo.clone(),
+                    })?;
+                    self.hooks.after_apply(&key).await;
+                    Ok(Ok(undo))
+                }
+                Err(e) => {
+                    self.record(Record::Failed {
+                        key: key.clone(),
+                        error: e.message.clone(),
+                    })?;
+                    Ok(Err((Some(prepared), e)))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn rollback(&self, completed: Vec<Done>, error: String) -> Result<Outcome, EngineError> {
+        self.log.warn(format!(
+            "Initiating rollback because of upgrade failure. upgradeErr = {error}"
+        ));
+        if let Some(t) = &self.texts.start {
+            self.log.info(t.clone());
+        }
+        self.record(Record::RollbackStarted {
+            reason: error.clone(),
+        })?;
+        self.undo_all(completed, error).await
+    }
+
+    async fn undo_with_retries(&self, step: &Arc<dyn Step>, d: &Done) -> Result<(), StepError> {
+        let mut attempt = 1;
+        loop {
+            let r = in_step(d.key.clone(), step.undo(&d.data, d.partial)).await;
+            match r {
+                Err(e) if e.transient && attempt < self.undo_attempts => {
+                    self.log.warn(format!(
+                        "undo of {} failed (attempt {attempt}), retrying: {e}",
+                        d.key
+                    ));
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn undo_all(&self, entries: Vec<Done>, error: String) -> Result<Outcome, EngineError> {
+        let mut todo: Vec<(Done, Arc<dyn Step>)> = Vec::new();
+        for d in entries.into_iter().rev() {
+            let step = self.step(&d.key)?.clone();
+            if step.reversibility() != Reversibility::NoOp {
+                todo.push((d, step));
+            }
+        }
+        // Consecutive runs of the same phase, in undo order.
+        type Items = Vec<(Done, Arc<dyn Step>)>;
+        let mut groups: Vec<(usize, Items)> = Vec::new();
+        for (d, s) in todo {
+            match groups.last_mut() {
+                Some((p, items)) if *p == d.phase => items.push((d, s)),
+                _ => groups.push((d.phase, vec![(d, s)])),
+            }
+        }
+        let n = groups.len();
+        let mut undone = Vec::new();
+        let mut flat_remaining: Vec<StepKey> = groups
+            .iter()
+            .flat_map(|(_, items)| items.iter().map(|(d, _)| d.key.clone()))
+            .collect();
+        flat_remaining.reverse();
+        for (i, (phase, items)) in groups.into_iter().enumerate() {
+            let name = self
+                .plan
+                .phases
+                .get(phase)
+                .map(|p| p.rollback_name.clone())
+                .unwrap_or_else(|| format!("Rollback phase {}", phase + 1));
+            self.log.info(format!("Step {} of {n}: [{name}]", i + 1));
+            for (d, step) in items {
+                flat_remaining.pop();
+                if let Reversibility::Irreversible { why } = step.reversibility() {
+                    let failure = format!("{} cannot be undone: {why}", d.key);
+                    self.log.error(failure.clone());
+                    self.record(Record::UndoFailed {
+                        key: d.key.clone(),
+                        error: failure.clone(),
+                    })?;
+                    let mut remaining = vec![d.key.clone()];
+                    remaining.extend(flat_remaining.iter().rev().cloned());
+                    return self.incomplete(error, undone, d.key, failure, remaining);
+                }
+                self.record(Record::UndoStarted {
+                    key: d.key.clone(),
+                    data: d.data.clone(),
+                    partial: d.partial,
+                })?;
+                let Some(r) = self
+                    .unless_second_interrupt(self.undo_with_retries(&step, &d))
+                    .await
+                else {
+                    return self.interrupted();
+                };
+                match r {
+                    Ok(()) => {
+                        self.record(Record::Undone { key: d.key.clone() })?;
+                        self.log.debug(format!("undid {}", d.key));
+                        undone.push(d.key);
+                    }
+                    Err(e) => {
+                        let failure = format!("undo of {} failed: {e}", d.key);
+                        self.log.error(failure.clone());
+                        self.record(Record::UndoFailed {
+                            key: d.key.clone(),
+                            error: e.message.clone(),
+                        })?;
+                        let mut remaining = vec![d.key.clone()];
+                        remaining.extend(flat_remaining.iter().rev().cloned());
+                        return self.incomplete(error, undone, d.key, failure, remaining);
+                    }
+                }
+            }
+            self.log.info(format!("[{name}] Completed"));
+        }
+        if let Some(t) = &self.texts.done {
+            self.log.info(t.clone());
+        }
+        self.record(Record::Finished {
+            outcome: "rolled-back".into(),
+        })?;
+        Ok(Outcome::RolledBack { error, undone })
+    }
+
+    fn incomplete(
+        &self,
+        error: String,
+        undone: Vec<StepKey>,
+        failed: StepKey,
+        failure: String,
+        remaining: Vec<StepKey>,
+    ) -> Result<Outcome, EngineError> {
+        self.log.error(format!(
+            "Rollback incomplete: {} step(s) undone, {} still applied; fix the cause and run `ferry rollback` again",
+            undone.len(),
+            remaining.len()
+        ));
+        self.record(Record::Finished {
+            outcome: "rollback-incomplete".into(),
+        })?;
+        Ok(Outcome::RollbackIncomplete {
+            error,
+            undone,
+            failed,
+            failure,
+            remaining,
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! Engine tests on a toy world: a map of integers, steps that set one key each.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::plan::tests::sref;
+use super::*;
+use crate::journal::{Journal, Record, Replay};
+
+type World = Arc<Mutex<BTreeMap<String, i64>>>;
+
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct SetStep {
+    key: StepKey,
+    world: World,
+    value: i64,
+    fail: bool,
+    irreversible: bool,
+    interrupts: Option<Interrupts>,
+    triggers: u32,
+    gauge: Option<(Arc<Gauge>, Duration)>,
+}
+
+#[async_trait::async_trait]
+impl Step for SetStep {
+    fn key(&self) -> &StepKey {
+        &self.key
+    }
+
+    fn reversibility(&self) -> Reversibility {
+        if self.irreversible {
+            Reversibility::Irreversible {
+                why: "it burns the bridge".into(),
+            }
+        } else {
+            Reversibility::Reversible
+        }
+    }
+
+    async fn prepare(&self) -> Result<Value, StepError> {
+        let w = self.world.lock().unwrap();
+        Ok(json!(w.get(&self.key.to_string())))
+    }
+
+    async fn apply(&self, _prepared: &Value) -> Result<Value, StepError> {
+        if let Some(i) = &self.interrupts {
+            for _ in 0..self.triggers {
+                i.trigger();
+            }
+        }
+        if let Some((g, d)) = &self.gauge {
+            let n = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+            g.max.fetch_max(n, Ordering::SeqCst);
+            tokio::time::sleep(*d).await;
+            g.now.fetch_sub(1, Ordering::SeqCst);
+        }
+        // A failing step changes something first: undo must clean up a partial apply.
+        self.world
+            .lock()
+            .unwrap()
+            .insert(self.key.to_string(), self.value);
+        if self.fail {
+            return Err(StepError::new("boom"));
+        }
+        Ok(json!({"set": self.value}))
+    }
+
+    async fn undo(&self, data: &Value, _partial: bool) -> Result<(), StepError> {
+        let _ = data;
+        self.world.lock().unwrap().remove(&self.key.to_string());
+        Ok(())
+    }
+}
+
+struct Fixture {
+    plan: Plan,
+    world: World,
+    dir: tempfile::TempDir,
+    log: Arc<MemoryLog>,
+    interrupts: Interrupts,
+}
+
+fn chain(host: &str, role: &str, ids: &[&str]) -> HostChain {
+    HostChain {
+        host: host.into(),
+        role: role.into(),
+        steps: ids
+            .iter()
+            .map(|i| sref(i, Target::Host(host.into())))
+            .collect(),
+    }
+}
+
+fn plan(managers: usize, workers: usize, limit: MaxUnavailable) -> Plan {
+    let ms: Vec<HostChain> = (0..managers)
+        .map(|i| chain(&format!("m{i}"), "manager", &["node.a", "node.b"]))
+        .collect();
+    let ws: Vec<HostChain> = (0..workers)
+        .map(|i| chain(&format!("w{i}"), "worker", &["node.a", "node.b"]))
+        .collect();
+    Plan {
+        flow: "toy".into(),
+        phases: vec![
+            Phase {
+                name: "Pre".into(),
+                rollback_name: "Rollback Pre".into(),
+                groups: vec![Group::Steps {
+                    steps: vec![
+                        sref("pre.one", Target::Cluster),
+                        sref("pre.two", Target::Cluster),
+                    ],
+                }],
+            },
+            Phase {
+                name: "Nodes".into(),
+                rollback_name: "Rollback Nodes".into(),
+                groups: vec![
+                    Group::Serial { hosts: ms },
+                    Group::Batched {
+                        limit: limit.to_string(),
+                        batches: batching::batches(&ws, limit),
+                    },
+                ],
+            },
+        ],
+    }
+}
+
+impl Fixture {
+    fn new(plan: Plan) -> Self {
+        Self {
+            plan,
+            world: Arc::default(),
+            dir: tempfile::tempdir().unwrap(),
+            log: MemoryLog::new(),
+            interrupts: Interrupts::new(),
+        }
+    }
+
+    fn steps(
+        &self,
+        fail: Option<&str>,
+        interrupt_at: Option<&str>,
+        gauge: Option<(Arc<Gauge>, Duration, &str)>,
+    ) -> Vec<Arc<dyn Step>> {
+        self.plan
+            .steps()
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let k = s.key.to_string();
+                Arc::new(SetStep {
+                    key: s.key.clone(),
+                    world: self.world.clone(),
+                    value: i as i64 + 1,
+                    fail: fail == Some(k.as_str()),
+                    irreversible: false,
+                    interrupts: (interrupt_at == Some(k.as_str())).then(|| self.interrupts.clone()),
+                    triggers: 1,
+                    gauge: gauge
+                        .as_ref()
+                        .and_then(|(g, d, prefix)| k.starts_with(prefix).then(|| (g.clone(), *d))),
+                }) as Arc<dyn Step>
+            })
+            .collect()
+    }
+
+    fn engine(&self, steps: Vec<Arc<dyn Step>>) -> Engine {
+        let j = Journal::create(
+            self.dir.path(),
+            Record::Header {
+                run_id: "r1".into(),
+                flow: "toy".into(),
+                tool: "test".into(),
+                inputs: json!({}),
+                plan: self.plan.clone(),
+            },
+        )
+        .unwrap();
+        self.engine_with(steps, j)
+    }
+
+    fn engine_with(&self, steps: Vec<Arc<dyn Step>>, j: Journal) -> Engine {
+        Engine::new(
+            self.plan.clone(),
+            steps,
+            j,
+            Logger::new(self.log.clone()),
+            self.interrupts.clone(),
+        )
+        .unwrap()
+    }
+
+    fn world(&self) -> BTreeMap<String, i64> {
+        self.world.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn completes_every_step() {
+    let f = Fixture::new(plan(3, 5, MaxUnavailable::Count(2)));
+    let out = f.engine(f.steps(None, None, None)).run().await.unwrap();
+    assert_eq!(out, Outcome::Completed);
+    assert_eq!(f.world().len(), 2 + 3 * 2 + 5 * 2);
+    let r = Replay::read(f.dir.path()).unwrap();
+    assert!(r.is_finished());
+}
+
+#[tokio::test]
+async fn a_failure_rolls_back_in_reverse_grouped_by_phase() {
+    let f = Fixture::new(plan(3, 5, MaxUnavailable::Count(2)));
+    let e = f.engine(f.steps(Some("node.b@host:w2"), None, None));
+    let out = e.run().await.unwrap();
+    let Outcome::RolledBack { error, undone } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(error, "failed to run step node.b@host:w2: boom");
+    assert!(f.world().is_empty(), "{:?}", f.world());
+    // The failing step's partial change is undone first, then the rest in reverse.
+    assert_eq!(undone.first().unwrap().to_string(), "node.b@host:w2");
+    assert_eq!(undone.last().unwrap().to_string(), "pre.one@cluster");
+    let log = f.log.text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("DEBU"))
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "node.b@host:w2 failed: boom",
+            "Initiating rollback because of upgrade failure. upgradeErr = failed to run step node.b@host:w2: boom",
+            "Step 1 of 2: [Rollback Nodes]",
+            "[Rollback Nodes] Completed",
+            "Step 2 of 2: [Rollback Pre]",
+            "[Rollback Pre] Completed",
+        ]
+    );
+    assert!(log.starts_with("DEBU[0000]") || log.contains("WARN[0000] Initiating rollback"));
+}
+
+#[tokio::test]
+async fn first_interrupt_lets_the_step_finish_then_rolls_back() {
+    let f = Fixture::new(plan(3, 5, MaxUnavailable::Count(2)));
+    let out = f
+        .engine(f.steps(None, Some("node.a@host:m1"), None))
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, Outcome::RolledBack { error, .. } if error == runner::SIGNAL_ABORT),
+        "{out:?}"
+    );
+    assert!(f.world().is_empty());
+}
+
+#[tokio::test]
+async fn second_interrupt_stops_at_once_and_rollback_from_the_journal_finishes() {
+    let f = Fixture::new(plan(1, 2, MaxUnavailable::Count(1)));
+    let mut steps = f.steps(None, None, None);
+    steps[3] = Arc::new(SetStep {
+        key: "node.b@host:m0".parse().unwrap(),
+        world: f.world.clone(),
+        value: 4,
+        fail: false,
+        irreversible: false,
+        interrupts: Some(f.interrupts.clone()),
+        triggers: 2,
+        gauge: Some((Arc::default(), Duration::from_millis(10))),
+    });
+    let e = f.engine(steps);
+    let out = e.run().await.unwrap();
+    assert_eq!(out, Outcome::Interrupted);
+    drop(e);
+    assert!(!f.world().is_empty());
+    let (j, replay) = Journal::open(f.dir.path()).unwrap();
+    assert!(replay.interrupted);
+    let f2 = Fixture {
+        interrupts: Interrupts::new(),
+        ..f
+    };
+    let e = f2.engine_with(f2.steps(None, None, None), j);
+    let out = e.rollback_journal(&replay).await.unwrap();
+    assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+    assert!(f2.world().is_empty(), "{:?}", f2.world());
+}
+
+#[derive(Debug)]
+struct CrashAfter(StepKey);
+
+#[async_trait::async_trait]
+impl Hooks for CrashAfter {
+    async fn after_apply(&self, key: &StepKey) {
+        if *key == self.0 {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_crash_can_be_resumed_or_rolled_back_from_the_journal() {
+    let full = {
+        let f = Fixture::new(plan(2, 4, MaxUnavailable::Count(2)));
+        f.engine(f.steps(None, None, None)).run().await.unwrap();
+        f.world()
+    };
+    for resume in [true, false] {
+        let f = Fixture::new(plan(2, 4, MaxUnavailable::Count(2)));
+        let e = f
+            .engine(f.steps(None, None, None))
+            .with_hooks(Arc::new(CrashAfter("node.a@host:w2".parse().unwrap())));
+        let crashed = tokio::time::timeout(Duration::from_millis(200), e.run()).await;
+        assert!(crashed.is_err(), "the run must hang in the hook");
+        drop(e);
+        let (j, replay) = Journal::open(f.dir.path()).unwrap();
+        let e = f.engine_with(f.steps(None, None, None), j);
+        if resume {
+            assert_eq!(e.resume(&replay).await.unwrap(), Outcome::Completed);
+            assert_eq!(f.world(), full);
+        } else {
+            let out = e.rollback_journal(&replay).await.unwrap();
+            assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+            assert!(f.world().is_empty(), "{:?}", f.world());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_irreversible_step_makes_the_rollback_incomplete() {
+    let f = Fixture::new(plan(1, 1, MaxUnavailable::Count(1)));
+    let mut steps = f.steps(Some("node.a@host:w0"), None, None);
+    steps[1] = Arc::new(SetStep {
+        key: "pre.two@cluster".parse().unwrap(),
+        world: f.world.clone(),
+        value: 9,
+        fail: false,
+        irreversible: true,
+        interrupts: None,
+        triggers: 0,
+        gauge: None,
+    });
+    let out = f.engine(steps).run().await.unwrap();
+    let Outcome::RollbackIncomplete {
+        failed, remaining, ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(failed.to_string(), "pre.two@cluster");
+    assert_eq!(
+        remaining
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec!["pre.two@cluster", "pre.one@cluster"]
+    );
+    assert!(
+        f.log
+            .text()
+            .contains("cannot be undone: it burns the bridge")
+    );
+}
+
+fn max_concurrency(managers: usize, workers: usize, limit: MaxUnavailable) -> (usize, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let f = Fixture::new(plan(managers, workers, limit));
+        let gm = Arc::new(Gauge::default());
+        let gw = Arc::new(Gauge::default());
+        let mut steps = f.steps(
+            None,
+            None,
+            Some((gm.clone(), Duration::from_secs(1), "node.a@host:m")),
+        );
+        let wsteps = f.steps(
+            None,
+            None,
+            Some((gw.clone(), Duration::from_secs(1), "node.a@host:w")),
+        );
+        for (i, s) in wsteps.into_iter().enumerate() {
+            if s.key().to_string().contains("@host:w") {
+                steps[i] = s;
+            }
+        }
+        assert_eq!(f.engine(steps).run().await.unwrap(), Outcome::Completed);
+        (gm.max.load(Ordering::SeqCst), gw.max.load(Ordering::SeqCst))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn managers_never_run_in_parallel_and_workers_respect_the_limit(
+        managers in 1usize..4, workers in 0usize..12, count in 1u32..6, pct in 1u8..=100, use_pct: bool
+    ) {
+        let limit = if use_pct { MaxUnavailable::Percent(pct) } else { MaxUnavailable::Count(count) };
+        let (m, w) = max_concurrency(managers, workers, limit);
+        prop_assert_eq!(m, 1);
+        prop_assert!(w <= limit.batch_size(workers));
+        if workers > 0 {
+            prop_assert_eq!(w, limit.batch_size(workers).min(workers));
+        }
+    }
+}
