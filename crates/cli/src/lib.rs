@@ -42,6 +42,9 @@ pub enum Command {
     Check(cmd::check::CheckCommand),
     /// Translate MKE 3 orgs, teams, users, roles and grants into Kubernetes RBAC manifests.
     Rbac(cmd::rbac::RbacArgs),
+    /// Check the hosts of a hosts file over SSH: facts and problems.
+    #[command(subcommand)]
+    Hosts(cmd::hosts::HostsCommand),
 }
 
 /// Output format of a command's result.
@@ -82,6 +85,7 @@ where
         Command::Init(args) => cmd::init::run(&args, out),
         Command::Check(c) => cmd::check::run(&c, out),
         Command::Rbac(args) => cmd::rbac::run(&args, out),
+        Command::Hosts(c) => cmd::hosts::run(&c, out),
     };
     match result {
         Ok(code) => code,

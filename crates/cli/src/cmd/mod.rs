@@ -2,5 +2,6 @@
 //! code or a [`crate::CliError`].
 
 pub mod check;
+pub mod hosts;
 pub mod init;
 pub mod rbac;

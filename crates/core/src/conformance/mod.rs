@@ -1,0 +1,4 @@
+//! Conformance suites: one per backend trait, run against the in-memory fakes and against every
+//! real implementation. Available with the `testing` feature.
+
+pub mod host_exec;
