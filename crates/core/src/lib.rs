@@ -18,6 +18,8 @@
 //! the transport.
 
 pub mod cluster;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod engine;
 pub mod exec;
 pub mod hosts;
