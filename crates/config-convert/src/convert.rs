@@ -1633,10 +1633,15 @@ fn profile_names<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, S
     const RESERVED: &[&str] = &["mke-default-manager", "mke-default-worker"];
     let names: Vec<&str> = names.collect();
     let sanitized: Vec<String> = names.iter().map(|n| dns_label(n, 63)).collect();
+    // Counted once, so thousands of profiles stay linear.
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for s in &sanitized {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
     let mut out = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
         let s = &sanitized[i];
-        let collides = sanitized.iter().enumerate().any(|(j, o)| j != i && o == s);
+        let collides = counts.get(s.as_str()).copied().unwrap_or(0) > 1;
         let final_name = if s == name && !collides && !RESERVED.contains(&s.as_str()) {
             s.clone()
         } else {

@@ -462,15 +462,28 @@ pub const KEYS: &[KeyDef] = &[
     k("cluster_config.k8s_event_rate_limit.event_rate_limit_ac_enabled", Bool, D::None, "K8s event rate limit AC enabled", T::Path("apiServer.eventRateLimit.enabled")),
 ];
 
+/// (table, key as written) -> definition, for both spellings. Built once: every key of every
+/// file is looked up here.
+fn index() -> &'static std::collections::HashMap<(&'static str, &'static str), &'static KeyDef> {
+    static INDEX: std::sync::OnceLock<
+        std::collections::HashMap<(&'static str, &'static str), &'static KeyDef>,
+    > = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut m = std::collections::HashMap::with_capacity(KEYS.len() + 8);
+        for def in KEYS {
+            let (parent, last) = def.path.rsplit_once('.').unwrap_or(("", def.path));
+            m.insert((parent, last), def);
+            if let Some(alias) = def.alias {
+                m.insert((parent, alias), def);
+            }
+        }
+        m
+    })
+}
+
 /// Looks a key up by its path as written in the file (either spelling).
 pub fn lookup(table: &str, name: &str) -> Option<&'static KeyDef> {
-    KEYS.iter().find(|def| {
-        let (parent, last) = match def.path.rsplit_once('.') {
-            Some((p, l)) => (p, l),
-            None => ("", def.path),
-        };
-        parent == table && (last == name || def.alias == Some(name))
-    })
+    index().get(&(table, name)).copied()
 }
 
 /// The definition of a canonical path.
