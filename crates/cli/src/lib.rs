@@ -45,6 +45,12 @@ pub enum Command {
     /// Check the hosts of a hosts file over SSH: facts and problems.
     #[command(subcommand)]
     Hosts(cmd::hosts::HostsCommand),
+    /// Read an MKE 3 cluster over its API: export its access model and config TOML.
+    #[command(subcommand)]
+    Mke3(cmd::mke3::Mke3Command),
+    /// Look at a Kubernetes cluster through its API: nodes and readiness.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
 }
 
 /// Output format of a command's result.
@@ -86,6 +92,8 @@ where
         Command::Check(c) => cmd::check::run(&c, out),
         Command::Rbac(args) => cmd::rbac::run(&args, out),
         Command::Hosts(c) => cmd::hosts::run(&c, out),
+        Command::Mke3(c) => cmd::mke3::run(&c, out),
+        Command::Cluster(c) => cmd::cluster::run(&c, out),
     };
     match result {
         Ok(code) => code,

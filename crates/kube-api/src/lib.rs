@@ -1,6 +1,777 @@
 //! # ferry-kube-api
 //!
-//! The Kubernetes backend of ferry. It will implement `ferry-core`'s `ClusterApi` with kube-rs:
-//! server version, nodes with roles and readiness, pods with owners for the safety checks, PDBs,
-//! cordon, drain through the Eviction API (PDBs respected), server-side apply with field manager
-//! `ferry`, get, and delete where a missing object is not an error.
+//! The Kubernetes backend of ferry: [`KubeCluster`] implements `ferry-core`'s [`ClusterApi`]
+//! with kube-rs.
+//!
+//! - **Kubeconfig** from a file, or from an MKE 3 client bundle directory (its `kube.yml`, with
+//!   certificate paths relative to the bundle): [`KubeCluster::from_kubeconfig`].
+//! - **Reads**: server version; nodes with roles (`node-role.kubernetes.io/<role>` labels and
+//!   the older `kubernetes.io/role`), readiness, labels, InternalIP and kubelet version; pods
+//!   with their controller and volumes; PodDisruptionBudgets. Lists follow `continue` tokens.
+//! - **Drain** cordons, refuses bare pods and `emptyDir` data unless allowed (before evicting
+//!   anything), leaves DaemonSet and mirror pods, evicts every other pod through the Eviction
+//!   API and retries an eviction a PodDisruptionBudget refuses (HTTP 429) until the timeout,
+//!   then reports [`ClusterError::EvictionBlocked`] with the PDB's name; it returns when the
+//!   evicted pods are gone.
+//! - **Apply** is server-side apply with field manager `ferry` (conflicts with other managers
+//!   are reported as [`ClusterError::Conflict`], not forced); kinds are resolved through API
+//!   discovery. **Get** of a missing object is `None`; **delete** of a missing one is `false`.
+//! - **Errors**: 401, 403, 404, 409 and timeouts map to their [`ClusterError`] kinds; 5xx and
+//!   connection failures are [`ClusterError::Unavailable`].
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ferry_core::cluster::{DrainOptions, DrainReport, Node, ObjectRef, Owner, Pdb, Pod, Volume};
+use ferry_core::{ClusterApi, ClusterError};
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "ferry";
+
+/// File name of the kubeconfig inside an MKE 3 client bundle.
+pub const BUNDLE_KUBECONFIG: &str = "kube.yml";
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeApiError {
+    #[error("{path}: {problem}")]
+    Kubeconfig { path: PathBuf, problem: String },
+    #[error("cannot set up the Kubernetes client: {0}")]
+    Client(String),
+}
+
+/// Timeouts and polling.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    pub connect_timeout: Duration,
+    /// Time allowed for one answer.
+    pub read_timeout: Duration,
+    /// How often a drain retries a blocked eviction and checks that pods are gone.
+    pub poll_interval: Duration,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// [`ClusterApi`] over kube-rs.
+pub struct KubeCluster {
+    client: kube::Client,
+    server: String,
+    options: KubeOptions,
+    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+}
+
+impl fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the kubeconfig of `path` is: the file itself, or `kube.yml` of a bundle directory.
+pub fn kubeconfig_path(path: &Path) -> Result<PathBuf, KubeApiError> {
+    let fail = |problem: String| KubeApiError::Kubeconfig {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".into(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+            _ => e.to_string(),
+        })
+    })?;
+    if meta.is_dir() {
+        let file = path.join(BUNDLE_KUBECONFIG);
+        if file.is_file() {
+            Ok(file)
+        } else {
+            Err(fail(format!(
+                "is a directory without {BUNDLE_KUBECONFIG}: not an MKE 3 client bundle"
+            )))
+        }
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+impl KubeCluster {
+    /// Reads a kubeconfig file, or the `kube.yml` of an MKE 3 client bundle directory, and uses
+    /// its current context. Relative certificate paths are resolved against the file's
+    /// directory.
+    pub async fn from_kubeconfig(
+        path: &Path,
+        options: KubeOptions,
+    ) -> Result<KubeCluster, KubeApiError> {
+        let file = kubeconfig_path(path)?;
+        let fail = |problem: String| KubeApiError::Kubeconfig {
+            path: file.clone(),
+            problem,
+        };
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&file).map_err(|e| fail(error_chain(&e)))?;
+        let mut config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| fail(error_chain(&e)))?;
+        config.connect_timeout = Some(options.connect_timeout);
+        config.read_timeout = Some(options.read_timeout);
+        config.write_timeout = Some(options.read_timeout);
+        Self::from_config(config, options)
+    }
+
+    /// A client for an already built kube-rs configuration.
+    pub fn from_config(
+        config: kube::Config,
+        options: KubeOptions,
+    ) -> Result<KubeCluster, KubeApiError> {
+        let server = config.cluster_url.to_string();
+        let client =
+            kube::Client::try_from(config).map_err(|e| KubeApiError::Client(error_chain(&e)))?;
+        Ok(KubeCluster {
+            client,
+            server,
+            options,
+            kinds: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The API server URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn map_err(&self, what: &str, e: kube::Error) -> ClusterError {
+        map_error(what, e, self.options.read_timeout)
+    }
+
+    /// Every item of a list, following `continue` tokens.
+    async fn list_all<K>(
+        &self,
+        api: &Api<K>,
+        lp: ListParams,
+        what: &str,
+    ) -> Result<Vec<K>, ClusterError>
+    where
+        K: Clone + serde::de::DeserializeOwned + fmt::Debug,
+    {
+        let mut items = Vec::new();
+        let mut lp = lp.limit(500);
+        loop {
+            let list = api.list(&lp).await.map_err(|e| self.map_err(what, e))?;
+            items.extend(list.items);
+            match list.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => lp = lp.continue_token(&c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// The API resource of `api_version`/`kind` through discovery, cached.
+    async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), ClusterError> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(hit) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| match e {
+                kube::Error::Discovery(_) => ClusterError::Invalid(format!(
+                    "the cluster has no kind {kind} in {api_version}"
+                )),
+                kube::Error::Api(ref r) if r.code == 404 => {
+                    ClusterError::Invalid(format!("the cluster does not serve {api_version}"))
+                }
+                e => self.map_err(&format!("discovery of {api_version}"), e),
+            })?;
+        let namespaced = matches!(caps.scope, Scope::Namespaced);
+        self.kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (ar.clone(), namespaced));
+        Ok((ar, namespaced))
+    }
+
+    async fn dynamic(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
+        let (ar, namespaced) = self.resource(&object.api_version, &object.kind).await?;
+        Ok(match (namespaced, &object.namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            (true, None) => {
+                return Err(ClusterError::Invalid(format!(
+                    "{object}: {} is namespaced but no namespace was given",
+                    object.kind
+                )));
+            }
+            (false, _) => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    /// One eviction: `Ok(None)` when it went through (or the pod is gone), `Ok(Some(pdb))` when
+    /// a PodDisruptionBudget refused it (429).
+    async fn evict(&self, pod: &Pod, pdbs: &[Pdb]) -> Result<Option<String>, ClusterError> {
+        let path = format!(
+            "/api/v1/namespaces/{}/pods/{}/eviction",
+            pod.namespace, pod.name
+        );
+        let body = serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod.name, "namespace": pod.namespace}
+        });
+        let what = format!("eviction of {}/{}", pod.namespace, pod.name);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ))
+            .map_err(|e| ClusterError::Invalid(format!("{what}: {e}")))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| self.map_err(&what, e))?;
+        let code = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| ClusterError::Unavailable(format!("{what}: {}", error_chain(&e))))?;
+        match code {
+            200..=299 | 404 => Ok(None),
+            429 => Ok(Some(blocking_pdb(&bytes, pod, pdbs))),
+            _ => {
+                let status: Option<kube::core::Status> = serde_json::from_slice(&bytes).ok();
+                let message = status
+                    .map(|s| s.message)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+                Err(status_error(
+                    &what,
+                    code,
+                    &message,
+                    self.options.read_timeout,
+                ))
+            }
+        }
+    }
+}
+
+/// The PDB named by a 429's `DisruptionBudget` cause, else the PDB whose selector matches.
+fn blocking_pdb(body: &[u8], pod: &Pod, pdbs: &[Pdb]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let causes = v
+            .pointer("/details/causes")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for c in causes {
+            let message = c.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            if let Some(rest) = message.strip_prefix("The disruption budget ") {
+                if let Some(name) = rest.split_whitespace().next() {
+                    return name.to_string();
+                }
+            }
+        }
+    }
+    pdbs.iter()
+        .find(|p| {
+            p.namespace == pod.namespace
+                && !p.selector.is_empty()
+                && p.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+        })
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn status_error(what: &str, code: u16, message: &str, timeout: Duration) -> ClusterError {
+    let detail = if message.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {message}")
+    };
+    match code {
+        401 => ClusterError::Unauthorized,
+        403 => ClusterError::Forbidden(detail),
+        404 => ClusterError::NotFound(detail),
+        409 => ClusterError::Conflict(detail),
+        408 | 504 => ClusterError::Timeout {
+            after: timeout,
+            what: detail,
+        },
+        429 | 500..=599 => ClusterError::Unavailable(format!("HTTP {code}: {detail}")),
+        _ => ClusterError::Invalid(format!("HTTP {code}: {detail}")),
+    }
+}
+
+/// Maps a kube-rs error to core's kinds.
+fn map_error(what: &str, e: kube::Error, timeout: Duration) -> ClusterError {
+    match e {
+        kube::Error::Api(r) => status_error(what, r.code, &r.message, timeout),
+        kube::Error::SerdeError(e) => {
+            ClusterError::Invalid(format!("{what}: unexpected answer: {e}"))
+        }
+        kube::Error::Auth(e) => ClusterError::Invalid(format!("{what}: credentials: {e}")),
+        other => {
+            let text = error_chain(&other);
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("timed out") || lower.contains("timeout") || lower.contains("elapsed")
+            {
+                ClusterError::Timeout {
+                    after: timeout,
+                    what: what.to_string(),
+                }
+            } else {
+                ClusterError::Unavailable(format!("{what}: {text}"))
+            }
+        }
+    }
+}
+
+fn to_node(n: core::Node) -> Node {
+    let labels: BTreeMap<String, String> = n.metadata.labels.unwrap_or_default();
+    let mut roles: Vec<String> = labels
+        .keys()
+        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(r) = labels.get("kubernetes.io/role").filter(|r| !r.is_empty()) {
+        roles.push(r.clone());
+    }
+    roles.sort();
+    roles.dedup();
+    let status = n.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let internal_ip = status
+        .addresses
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address);
+    Node {
+        name: n.metadata.name.unwrap_or_default(),
+        roles,
+        ready,
+        unschedulable: n.spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        labels,
+        internal_ip,
+        kubelet_version: status
+            .node_info
+            .map(|i| i.kubelet_version)
+            .unwrap_or_default(),
+    }
+}
+
+fn to_pod(p: core::Pod) -> Pod {
+    let owners = p.metadata.owner_references.unwrap_or_default();
+    let owner = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
+        .map(|o| Owner {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+        });
+    let spec = p.spec.unwrap_or_default();
+    let volumes = spec
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            if v.empty_dir.is_some() {
+                Volume::EmptyDir { name: v.name }
+            } else if let Some(h) = v.host_path {
+                Volume::HostPath {
+                    name: v.name,
+                    path: h.path,
+                }
+            } else if let Some(c) = v.persistent_volume_claim {
+                Volume::PersistentVolumeClaim {
+                    name: v.name,
+                    claim: c.claim_name,
+                }
+            } else {
+                Volume::Other { name: v.name }
+            }
+        })
+        .collect();
+    Pod {
+        namespace: p.metadata.namespace.unwrap_or_default(),
+        name: p.metadata.name.unwrap_or_default(),
+        node: spec.node_name,
+        labels: p.metadata.labels.unwrap_or_default(),
+        owner,
+        volumes,
+        phase: p.status.and_then(|s| s.phase).unwrap_or_default(),
+    }
+}
+
+fn to_pdb(p: PodDisruptionBudget) -> Pdb {
+    Pdb {
+        namespace: p.metadata.namespace.unwrap_or_default(),
+        name: p.metadata.name.unwrap_or_default(),
+        selector: p
+            .spec
+            .and_then(|s| s.selector)
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default(),
+        disruptions_allowed: p.status.map(|s| s.disruptions_allowed).unwrap_or(0),
+    }
+}
+
+fn key(p: &Pod) -> String {
+    format!("{}/{}", p.namespace, p.name)
+}
+
+/// The reference of a JSON object to apply.
+fn object_ref(object: &serde_json::Value) -> Result<ObjectRef, ClusterError> {
+    let field = |ptr: &str| {
+        object
+            .pointer(ptr)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
+    let missing = |f: &str| ClusterError::Invalid(format!("the object to apply has no {f}"));
+    Ok(ObjectRef {
+        api_version: field("/apiVersion")
+            .ok_or_else(|| missing("apiVersion"))?
+            .to_string(),
+        kind: field("/kind").ok_or_else(|| missing("kind"))?.to_string(),
+        namespace: field("/metadata/namespace").map(str::to_string),
+        name: field("/metadata/name")
+            .ok_or_else(|| missing("metadata.name"))?
+            .to_string(),
+    })
+}
+
+#[async_trait]
+impl ClusterApi for KubeCluster {
+    async fn server_version(&self) -> Result<String, ClusterError> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| self.map_err("server version", e))?;
+        Ok(info.git_version)
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>, ClusterError> {
+        let api: Api<core::Node> = Api::all(self.client.clone());
+        let mut nodes: Vec<Node> = self
+            .list_all(&api, ListParams::default(), "list nodes")
+            .await?
+            .into_iter()
+            .map(to_node)
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+
+    async fn pods(&self, node: Option<&str>) -> Result<Vec<Pod>, ClusterError> {
+        let api: Api<core::Pod> = Api::all(self.client.clone());
+        let lp = match node {
+            Some(n) => ListParams::default().fields(&format!("spec.nodeName={n}")),
+            None => ListParams::default(),
+        };
+        let mut pods: Vec<Pod> = self
+            .list_all(&api, lp, "list pods")
+            .await?
+            .into_iter()
+            .map(to_pod)
+            .collect();
+        pods.sort_by_key(key);
+        Ok(pods)
+    }
+
+    async fn pdbs(&self) -> Result<Vec<Pdb>, ClusterError> {
+        let api: Api<PodDisruptionBudget> = Api::all(self.client.clone());
+        let mut pdbs: Vec<Pdb> = self
+            .list_all(&api, ListParams::default(), "list PodDisruptionBudgets")
+            .await?
+            .into_iter()
+            .map(to_pdb)
+            .collect();
+        pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(pdbs)
+    }
+
+    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+        let api: Api<core::Node> = Api::all(self.client.clone());
+        api.cordon(node)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(&format!("cordon node {node}"), e))
+    }
+
+    async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
+        let api: Api<core::Node> = Api::all(self.client.clone());
+        api.uncordon(node)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(&format!("uncordon node {node}"), e))
+    }
+
+    async fn drain(&self, node: &str, options: &DrainOptions) -> Result<DrainReport, ClusterError> {
+        let deadline = Instant::now() + options.timeout;
+        self.cordon(node).await?;
+        let pods = self.pods(Some(node)).await?;
+        let mut report = DrainReport::default();
+        let mut to_evict = Vec::new();
+        let mut refused = Vec::new();
+        for pod in pods {
+            let owner_kind = pod.owner.as_ref().map(|o| o.kind.as_str());
+            if owner_kind == Some("DaemonSet") {
+                report.skipped_daemonset.push(key(&pod));
+                continue;
+            }
+            // Mirror pods of static pods: the kubelet owns them, the API cannot evict them.
+            if owner_kind == Some("Node") {
+                continue;
+            }
+            let completed = pod.phase == "Succeeded" || pod.phase == "Failed";
+            if pod.owner.is_none() && !options.force_bare_pods && !completed {
+                refused.push(format!(
+                    "pod {} has no controller (allow bare pods to evict it)",
+                    key(&pod)
+                ));
+                continue;
+            }
+            if !options.delete_emptydir_data
+                && !completed
+                && pod
+                    .volumes
+                    .iter()
+                    .any(|v| matches!(v, Volume::EmptyDir { .. }))
+            {
+                refused.push(format!(
+                    "pod {} has emptyDir data (allow deleting emptyDir data to evict it)",
+                    key(&pod)
+                ));
+                continue;
+            }
+            to_evict.push(pod);
+        }
+        if !refused.is_empty() {
+            return Err(ClusterError::DrainRefused {
+                node: node.to_string(),
+                reason: refused.join("; "),
+            });
+        }
+        let pdbs = if to_evict.is_empty() {
+            Vec::new()
+        } else {
+            self.pdbs().await?
+        };
+        for pod in &to_evict {
+            loop {
+                match self.evict(pod, &pdbs).await? {
+                    None => {
+                        report.evicted.push(key(pod));
+                        break;
+                    }
+                    Some(pdb) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            return Err(ClusterError::EvictionBlocked { pod: key(pod), pdb });
+                        }
+                        tracing::info!(pod = %key(pod), pdb = %pdb, "eviction blocked by a PodDisruptionBudget, retrying");
+                        tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
+                    }
+                }
+            }
+        }
+        // Wait until the evicted pods are gone from the node.
+        let api: Api<core::Pod> = Api::all(self.client.clone());
+        loop {
+            let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+            let left: Vec<String> = self
+                .list_all(&api, lp, "list pods")
+                .await?
+                .into_iter()
+                .map(to_pod)
+                .map(|p| key(&p))
+                .filter(|k| report.evicted.contains(k))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClusterError::Timeout {
+                    after: options.timeout,
+                    what: format!("drain of {node}: pods still there: {}", left.join(", ")),
+                });
+            }
+            tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
+        }
+        report.evicted.sort();
+        report.skipped_daemonset.sort();
+        Ok(report)
+    }
+
+    async fn apply(&self, object: &serde_json::Value) -> Result<(), ClusterError> {
+        let r = object_ref(object)?;
+        let api = self.dynamic(&r).await?;
+        let params = PatchParams::apply(FIELD_MANAGER);
+        api.patch(&r.name, &params, &Patch::Apply(object))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(&format!("apply {r}"), e))
+    }
+
+    async fn get(&self, object: &ObjectRef) -> Result<Option<serde_json::Value>, ClusterError> {
+        let api = self.dynamic(object).await?;
+        let found = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| self.map_err(&format!("get {object}"), e))?;
+        match found {
+            None => Ok(None),
+            Some(o) => serde_json::to_value(o)
+                .map(Some)
+                .map_err(|e| ClusterError::Invalid(format!("get {object}: {e}"))),
+        }
+    }
+
+    async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError> {
+        let api = self.dynamic(object).await?;
+        match api.delete(&object.name, &DeleteParams::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(r)) if r.code == 404 => Ok(false),
+            Err(e) => Err(self.map_err(&format!("delete {object}"), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pdb_name_comes_from_the_disruption_budget_cause() {
+        let body = br#"{"kind":"Status","code":429,"details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb needs 2 healthy pods and has 2 currently"}]}}"#;
+        let pod = Pod {
+            namespace: "ns".into(),
+            name: "p".into(),
+            node: None,
+            labels: BTreeMap::new(),
+            owner: None,
+            volumes: Vec::new(),
+            phase: "Running".into(),
+        };
+        assert_eq!(blocking_pdb(body, &pod, &[]), "web-pdb");
+        // Without a cause, the PDB whose selector matches.
+        let mut labeled = pod.clone();
+        labeled.labels.insert("app".into(), "web".into());
+        let pdb = Pdb {
+            namespace: "ns".into(),
+            name: "by-selector".into(),
+            selector: [("app".to_string(), "web".to_string())].into(),
+            disruptions_allowed: 0,
+        };
+        assert_eq!(blocking_pdb(b"{}", &labeled, &[pdb]), "by-selector");
+        assert_eq!(blocking_pdb(b"{}", &pod, &[]), "<unknown>");
+    }
+
+    #[test]
+    fn roles_come_from_both_label_styles() {
+        let mut n = core::Node::default();
+        n.metadata.labels = Some(
+            [
+                ("node-role.kubernetes.io/control-plane", ""),
+                ("node-role.kubernetes.io/master", ""),
+                ("kubernetes.io/role", "worker"),
+                ("node-role.kubernetes.io/", ""),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        assert_eq!(to_node(n).roles, ["control-plane", "master", "worker"]);
+    }
+
+    #[test]
+    fn status_codes_map_to_core_kinds() {
+        let t = Duration::from_secs(1);
+        assert_eq!(status_error("x", 401, "", t), ClusterError::Unauthorized);
+        assert!(matches!(
+            status_error("x", 403, "no", t),
+            ClusterError::Forbidden(_)
+        ));
+        assert!(matches!(
+            status_error("x", 404, "no", t),
+            ClusterError::NotFound(_)
+        ));
+        assert!(matches!(
+            status_error("x", 409, "no", t),
+            ClusterError::Conflict(_)
+        ));
+        assert!(matches!(
+            status_error("x", 504, "no", t),
+            ClusterError::Timeout { .. }
+        ));
+        assert!(matches!(
+            status_error("x", 503, "no", t),
+            ClusterError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error("x", 422, "no", t),
+            ClusterError::Invalid(_)
+        ));
+    }
+}

@@ -1,6 +1,22 @@
 //! # ferry-mke3-api
 //!
-//! The MKE 3 backend of ferry. It will implement `ferry-core`'s `Mke3Api` over the MKE 3 HTTPS
-//! API: login with a bearer token held as a secret, version, config TOML (GET, and PUT for the
-//! calico KDD switch), accounts, org and team members, roles, collections and grants, following
-//! every page, with TLS verification on by default and retries on transient errors only.
+//! The MKE 3 backend of ferry: [`Mke3Client`] implements `ferry-core`'s [`Mke3Api`] over the
+//! MKE 3 HTTPS API (`reference/mke3-api.md`), and [`export_rbac`] fills the
+//! `mke3-rbac-export.json` model of `ferry-rbac` page by page from any [`Mke3Api`].
+//!
+//! - **Login.** `POST /auth/login`; the bearer token is held as a [`Secret`] and never logged.
+//! - **TLS.** Verification is always on, against the public web roots plus the CA given with
+//!   [`Options::ca_cert_pem`] (MKE 3 clusters usually have their own CA). Only
+//!   [`Options::insecure_skip_tls_verify`] turns it off, with a warning.
+//! - **Timeouts and retries.** Every request has a connect timeout and a total timeout.
+//!   Transient failures (connection errors, dropped connections, timeouts, 5xx, 429) are retried
+//!   with exponential backoff (429 honours `Retry-After`, capped); nothing else is retried.
+//! - **Errors.** 401, 403 and 404 map to their [`Mke3Error`] kinds; a body without the
+//!   documented shape is [`Mke3Error::Shape`] naming the endpoint and the JSON path.
+
+mod client;
+mod export;
+
+pub use client::{ClientError, Mke3Client, Options};
+pub use export::export_rbac;
+pub use ferry_core::{Mke3Api, Mke3Error, Secret};

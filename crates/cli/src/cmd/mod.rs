@@ -2,6 +2,8 @@
 //! code or a [`crate::CliError`].
 
 pub mod check;
+pub mod cluster;
 pub mod hosts;
 pub mod init;
+pub mod mke3;
 pub mod rbac;
