@@ -4,7 +4,8 @@
 //! - `GET /version`; discovery `GET /api/v1` and `GET /apis/{group}/{version}` for a fixed set
 //!   of kinds (ConfigMap, Namespace, Secret, ServiceAccount, Node, Pod, ClusterRole,
 //!   ClusterRoleBinding, Role, RoleBinding, Deployment, DaemonSet, PodDisruptionBudget);
-//! - list (with `fieldSelector=spec.nodeName=<node>` and `metadata.name=<name>`), get, delete,
+//! - list (with `fieldSelector=spec.nodeName=<node>` and `metadata.name=<name>`, `limit` and
+//!   `continue`), get, delete,
 //!   JSON merge patch and server-side apply (`application/apply-patch+yaml`, `fieldManager`
 //!   required, recorded in `metadata.managedFields`) of any of those kinds;
 //! - `POST .../pods/{name}/eviction` with the PodDisruptionBudget logic of the API server: a pod
@@ -701,10 +702,39 @@ fn route(
                         })
                 })
                 .collect();
+            // `limit` and `continue` as the API server pages: the token is opaque to clients
+            // (here, the index of the next item).
+            let from: usize = match q.get("continue").filter(|c| !c.is_empty()) {
+                None => 0,
+                Some(c) => match c.parse() {
+                    Ok(i) => i,
+                    Err(_) => {
+                        return respond(
+                            410,
+                            &status(410, "Expired", "the provided continue parameter is too old"),
+                        );
+                    }
+                },
+            };
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0)
+                .unwrap_or(usize::MAX);
+            let to = from.saturating_add(limit).min(items.len());
+            let page: Vec<Value> = items
+                .get(from..to)
+                .map(<[Value]>::to_vec)
+                .unwrap_or_default();
+            let mut metadata = json!({"resourceVersion": st.resource_version.to_string()});
+            if to < items.len() {
+                metadata["continue"] = json!(to.to_string());
+                metadata["remainingItemCount"] = json!(items.len() - to);
+            }
             respond(
                 200,
                 &json!({"kind": format!("{kind}List"), "apiVersion": api_version,
-                        "metadata": {"resourceVersion": st.resource_version.to_string()}, "items": items}),
+                        "metadata": metadata, "items": page}),
             )
         }
         (Method::GET, Some(name), None) => {

@@ -258,3 +258,27 @@ async fn an_mke3_client_bundle_directory_is_read_with_its_relative_certificates(
         matches!(c.nodes().await, Err(ClusterError::Unavailable(m)) if m.contains("certificate"))
     );
 }
+
+#[tokio::test]
+async fn lists_follow_continue_tokens() {
+    let mut s = seed();
+    let template = s.pods[0].clone();
+    for i in 0..1_234 {
+        let mut p = template.clone();
+        p.name = format!("many-{i:04}");
+        s.pods.push(p);
+    }
+    let total = s.pods.len();
+    let server = KubeServer::start(&s).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(&server, TOKEN, dir.path()).await;
+    let pods = c.pods(None).await.unwrap();
+    assert_eq!(pods.len(), total);
+    let lists: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods"))
+        .collect();
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert!(lists[1].contains("continue=500"), "{lists:?}");
+}

@@ -128,16 +128,16 @@ async fn forbidden_and_not_found_are_clear_and_not_retried() {
 async fn a_slow_answer_times_out_and_is_retried() {
     let sim = sim().await;
     let mut o = options(&sim);
-    o.timeout = Duration::from_millis(300);
+    o.timeout = Duration::from_secs(1);
     let client = login(&sim, o).await.unwrap();
     sim.inject(Fault::on(
         "/version",
-        FaultKind::Slow(Duration::from_secs(2)),
+        FaultKind::Slow(Duration::from_secs(3)),
     ));
     assert_eq!(client.version().await.unwrap(), "3.7.15");
     assert_eq!(count(&sim, "GET /version"), 2);
 
-    sim.inject(Fault::on("/version", FaultKind::Slow(Duration::from_secs(2))).times(u32::MAX));
+    sim.inject(Fault::on("/version", FaultKind::Slow(Duration::from_secs(3))).times(u32::MAX));
     let err = client.version().await.unwrap_err();
     assert!(matches!(err, Mke3Error::Timeout(_)), "{err:?}");
     assert!(err.to_string().contains("GET /version"), "{err}");
