@@ -17,6 +17,7 @@
 //! errors into core's error types so the engine can decide about retries and undo without knowing
 //! the transport.
 
+pub mod checks;
 pub mod cluster;
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -25,8 +26,12 @@ pub mod exec;
 pub mod hosts;
 pub mod journal;
 pub mod lock;
+pub mod mke;
 pub mod mke3;
 pub mod secret;
+pub mod summary;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cluster::{ClusterApi, ClusterError};
 pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};

@@ -1,0 +1,380 @@
+//! The fake Kubernetes API: nodes derived from the hosts (a node is Ready while its kubelet runs,
+//! MKE 3's or k0s'), pods with owners and volumes, PDBs, cordon, drain through eviction with
+//! PDBs respected, server-side apply, get and delete. It is down when no API server runs.
+
+use serde_json::Value;
+
+use super::host::{k0s_api_up, kubelet, mke3_kube_api_up};
+use super::world::{Call, PodState, World, WorldState};
+use crate::cluster::{
+    ClusterApi, ClusterError, DrainOptions, DrainReport, Node, ObjectRef, Pdb, Pod, Volume,
+};
+
+/// The fake cluster.
+#[derive(Debug, Clone)]
+pub struct FakeCluster {
+    world: World,
+}
+
+impl FakeCluster {
+    pub fn new(world: &World) -> Self {
+        Self {
+            world: world.clone(),
+        }
+    }
+
+    fn call(&self, op: &str, args: Vec<String>, mutating: bool) -> Result<(), ClusterError> {
+        self.world
+            .record(Call {
+                seq: 0,
+                backend: "cluster",
+                host: None,
+                op: op.into(),
+                args,
+                sudo: false,
+                data: None,
+                mutating,
+                step: None,
+            })
+            .map_err(|i| {
+                if i.transient {
+                    ClusterError::Unavailable("injected fault: connection refused".into())
+                } else {
+                    ClusterError::Forbidden(format!("injected fault: {op} refused"))
+                }
+            })?;
+        let s = self.world.state();
+        if !s.cluster.always_up && !k0s_api_up(&s) && !mke3_kube_api_up(&s) {
+            return Err(ClusterError::Unavailable(
+                "dial tcp :6443: connect: connection refused".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fixed latency applies to host operations only; the Kubernetes API answers at once.
+    async fn latency(&self) {}
+}
+
+fn node_names(s: &WorldState) -> Vec<String> {
+    let mut v: Vec<String> = s.cluster.node_host.keys().cloned().collect();
+    v.extend(s.cluster.static_nodes.keys().cloned());
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn node_exists(s: &WorldState, name: &str) -> bool {
+    s.cluster.node_host.contains_key(name) || s.cluster.static_nodes.contains_key(name)
+}
+
+fn node_of(s: &WorldState, name: &str) -> Option<Node> {
+    if let Some(n) = s.cluster.static_nodes.get(name) {
+        let mut n = n.clone();
+        n.unschedulable = s.cluster.cordoned.contains(name);
+        return Some(n);
+    }
+    let host = s.cluster.node_host.get(name)?;
+    let labels = s.cluster.node_labels.get(name).cloned().unwrap_or_default();
+    let k = kubelet(s, host);
+    let roles = labels
+        .keys()
+        .filter_map(|l| l.strip_prefix("node-role.kubernetes.io/"))
+        .map(str::to_string)
+        .collect();
+    let internal_ip = s.hosts.get(host).map(|h| h.private_ip.clone());
+    Some(Node {
+        name: name.into(),
+        roles,
+        ready: k.is_some(),
+        unschedulable: s.cluster.cordoned.contains(name),
+        labels,
+        internal_ip,
+        kubelet_version: match k {
+            Some("k0s") => "v1.31.1+k0s".into(),
+            _ => "v1.27.16-mirantis-1".into(),
+        },
+    })
+}
+
+#[async_trait::async_trait]
+impl ClusterApi for FakeCluster {
+    async fn server_version(&self) -> Result<String, ClusterError> {
+        self.call("server_version", vec![], false)?;
+        let s = self.world.state();
+        if let Some(v) = &s.cluster.version {
+            return Ok(v.clone());
+        }
+        Ok(if k0s_api_up(&s) {
+            "v1.31.1+k0s".into()
+        } else {
+            "v1.27.16-mirantis-1".into()
+        })
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>, ClusterError> {
+        self.call("nodes", vec![], false)?;
+        self.latency().await;
+        let s = self.world.state();
+        Ok(node_names(&s)
+            .iter()
+            .filter_map(|n| node_of(&s, n))
+            .collect())
+    }
+
+    async fn pods(&self, node: Option<&str>) -> Result<Vec<Pod>, ClusterError> {
+        self.call(
+            "pods",
+            node.map(str::to_string).into_iter().collect(),
+            false,
+        )?;
+        let s = self.world.state();
+        Ok(s.cluster
+            .pods
+            .iter()
+            .filter(|p| node.is_none() || p.node.as_deref() == node)
+            .map(|p| Pod {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                node: p.node.clone(),
+                labels: p.labels.clone(),
+                owner: p.owner.clone(),
+                volumes: p.volumes.clone(),
+                phase: if p.node.is_some() {
+                    "Running"
+                } else {
+                    "Pending"
+                }
+                .into(),
+            })
+            .collect())
+    }
+
+    async fn pdbs(&self) -> Result<Vec<Pdb>, ClusterError> {
+        self.call("pdbs", vec![], false)?;
+        Ok(self.world.state().cluster.pdbs.clone())
+    }
+
+    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+        self.call("cordon", vec![node.into()], true)?;
+        self.latency().await;
+        let mut s = self.world.state();
+        if !node_exists(&s, node) {
+            return Err(ClusterError::NotFound(format!("nodes \"{node}\"")));
+        }
+        s.cluster.cordoned.insert(node.into());
+        Ok(())
+    }
+
+    async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
+        self.call("uncordon", vec![node.into()], true)?;
+        self.latency().await;
+        let mut s = self.world.state();
+        if !node_exists(&s, node) {
+            return Err(ClusterError::NotFound(format!("nodes \"{node}\"")));
+        }
+        s.cluster.cordoned.remove(node);
+        Ok(())
+    }
+
+    async fn drain(&self, node: &str, options: &DrainOptions) -> Result<DrainReport, ClusterError> {
+        self.call("drain", vec![node.into()], true)?;
+        let mut report = DrainReport::default();
+        let mut blocked = None;
+        {
+            let mut s = self.world.state();
+            if !node_exists(&s, node) {
+                return Err(ClusterError::NotFound(format!("nodes \"{node}\"")));
+            }
+            s.cluster.cordoned.insert(node.into());
+            let kind_of = |p: &PodState| p.owner.as_ref().map(|o| o.kind.clone());
+            let mut on_node: Vec<PodState> = s
+                .cluster
+                .pods
+                .iter()
+                .filter(|p| p.node.as_deref() == Some(node))
+                .cloned()
+                .collect();
+            on_node.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            // Refusals first: nothing is evicted when the drain is refused.
+            for p in &on_node {
+                let kind = kind_of(p);
+                if matches!(kind.as_deref(), Some("DaemonSet") | Some("Node")) {
+                    continue;
+                }
+                if p.owner.is_none() && !options.force_bare_pods {
+                    return Err(ClusterError::DrainRefused {
+                        node: node.into(),
+                        reason: format!(
+                            "pod {}/{} is not managed by a controller",
+                            p.namespace, p.name
+                        ),
+                    });
+                }
+                if p.volumes
+                    .iter()
+                    .any(|v| matches!(v, Volume::EmptyDir { .. }))
+                    && !options.delete_emptydir_data
+                {
+                    return Err(ClusterError::DrainRefused {
+                        node: node.into(),
+                        reason: format!("pod {}/{} uses emptyDir data", p.namespace, p.name),
+                    });
+                }
+            }
+            for p in &on_node {
+                let key = format!("{}/{}", p.namespace, p.name);
+                match kind_of(p).as_deref() {
+                    Some("DaemonSet") => {
+                        report.skipped_daemonset.push(key);
+                        continue;
+                    }
+                    Some("Node") => continue,
+                    _ => {}
+                }
+                // The Eviction API: a PDB covering the pod must allow one more disruption.
+                let pdb = s.cluster.pdbs.iter().position(|b| {
+                    b.namespace == p.namespace
+                        && b.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                });
+                if let Some(i) = pdb {
+                    if s.cluster.pdbs[i].disruptions_allowed <= 0 {
+                        let b = &s.cluster.pdbs[i];
+                        blocked = Some((key, b.name.clone()));
+                        break;
+                    }
+                    s.cluster.pdbs[i].disruptions_allowed -= 1;
+                }
+                evict(&mut s, p, node, pdb);
+                report.evicted.push(key);
+            }
+        }
+        if let Some((pod, pdb)) = blocked {
+            // A blocked eviction is retried until the timeout.
+            tokio::time::sleep(options.timeout).await;
+            return Err(ClusterError::EvictionBlocked { pod, pdb });
+        }
+        report.evicted.sort();
+        report.skipped_daemonset.sort();
+        Ok(report)
+    }
+
+    async fn apply(&self, object: &Value) -> Result<(), ClusterError> {
+        let r = object_ref(object)?;
+        self.call("apply", vec![r.to_string()], true)?;
+        self.latency().await;
+        self.world.state().cluster.objects.insert(r, object.clone());
+        Ok(())
+    }
+
+    async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        self.call("get", vec![object.to_string()], false)?;
+        Ok(self.world.state().cluster.objects.get(object).cloned())
+    }
+
+    async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError> {
+        self.call("delete", vec![object.to_string()], true)?;
+        self.latency().await;
+        Ok(self.world.state().cluster.objects.remove(object).is_some())
+    }
+}
+
+/// The reference of an object to apply.
+pub fn object_ref(v: &Value) -> Result<ObjectRef, ClusterError> {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let (Some(api_version), Some(kind), Some(name)) =
+        (s("/apiVersion"), s("/kind"), s("/metadata/name"))
+    else {
+        return Err(ClusterError::Invalid(
+            "an object needs apiVersion, kind and metadata.name".into(),
+        ));
+    };
+    Ok(ObjectRef {
+        api_version,
+        kind,
+        namespace: s("/metadata/namespace"),
+        name,
+    })
+}
+
+/// Removes an evicted pod; with controllers, recreates it on another Ready, schedulable node and
+/// gives its PDB the disruption back once it runs there.
+fn evict(s: &mut WorldState, p: &PodState, from: &str, pdb: Option<usize>) {
+    s.cluster
+        .pods
+        .retain(|x| !(x.namespace == p.namespace && x.name == p.name));
+    if !s.cluster.controllers {
+        return;
+    }
+    let Some(owner) = p.owner.clone() else {
+        return;
+    };
+    let target = node_names(s)
+        .into_iter()
+        .filter(|n| n != from && !s.cluster.cordoned.contains(n))
+        .find(|n| node_of(s, n).is_some_and(|x| x.ready));
+    s.counter += 1;
+    let name = if owner.kind == "StatefulSet" {
+        p.name.clone()
+    } else {
+        format!("{}-{:05}", owner.name, s.counter)
+    };
+    let running = target.is_some();
+    s.cluster.pods.push(PodState {
+        namespace: p.namespace.clone(),
+        name,
+        node: target,
+        labels: p.labels.clone(),
+        owner: Some(owner),
+        volumes: p.volumes.clone(),
+        phase: if running { "Running" } else { "Pending" }.into(),
+    });
+    if running {
+        if let Some(i) = pdb {
+            if let Some(b) = s.cluster.pdbs.get_mut(i) {
+                b.disruptions_allowed += 1;
+            }
+        }
+    }
+}
+
+/// The conformance suite's setup: a world holding only the seeded cluster, always up, without
+/// controllers.
+#[derive(Debug, Default)]
+pub struct FakeClusterSetup;
+
+#[async_trait::async_trait]
+impl crate::conformance::cluster::ClusterSetup for FakeClusterSetup {
+    async fn start(
+        &self,
+        seed: &crate::conformance::cluster::ClusterSeed,
+    ) -> Result<std::sync::Arc<dyn ClusterApi>, String> {
+        let mut st = WorldState::default();
+        st.cluster.always_up = true;
+        st.cluster.version = Some(seed.version.clone());
+        for n in &seed.nodes {
+            st.cluster
+                .node_labels
+                .insert(n.name.clone(), n.labels.clone());
+            st.cluster.static_nodes.insert(n.name.clone(), n.clone());
+            if n.unschedulable {
+                st.cluster.cordoned.insert(n.name.clone());
+            }
+        }
+        st.cluster.pods = seed
+            .pods
+            .iter()
+            .map(|p| PodState {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                node: p.node.clone(),
+                labels: p.labels.clone(),
+                owner: p.owner.clone(),
+                volumes: p.volumes.clone(),
+                phase: p.phase.clone(),
+            })
+            .collect();
+        st.cluster.pdbs = seed.pdbs.clone();
+        Ok(std::sync::Arc::new(FakeCluster::new(&World::new(st))))
+    }
+}

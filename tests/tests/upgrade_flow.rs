@@ -1,0 +1,178 @@
+//! End-to-end runs of the MKE 3 → MKE 4k flow on the fake cluster.
+
+use ferry_core::mke::Finish;
+use ferry_tests::Harness;
+
+#[tokio::test(start_paused = true)]
+async fn a_full_upgrade_moves_every_node_to_k0s_and_removes_mke3() {
+    let h = Harness::new();
+    let start = h.world.digest();
+    let fin = h
+        .upgrade()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log.text()));
+    let Finish::Completed {
+        summary, mke4_yaml, ..
+    } = fin
+    else {
+        panic!("{fin:?}\n{}", h.log.text())
+    };
+    assert!(
+        summary.starts_with("Upgrade Summary\n---------------\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("MKE 3.7.15 was uninstalled from the cluster successfully."));
+    assert!(mke4_yaml.contains("mke.example.com"), "{mke4_yaml}");
+    assert_ne!(h.world.digest(), start);
+    let s = h.world.state();
+    for (name, host) in &s.hosts {
+        assert!(
+            host.containers.keys().all(|c| !c.starts_with("ucp-")),
+            "{name}: {:?}",
+            host.containers.keys()
+        );
+        assert!(!host.files.contains_key("/var/lib/docker/swarm/state.json"));
+        assert!(
+            !host.files.contains_key("/run/lock/ferry"),
+            "{name}: lock left"
+        );
+    }
+    assert!(s.hosts["10.0.1.21"].containers["app-db"].running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_lists_every_step_per_host_and_changes_nothing() {
+    let h = Harness::new();
+    let start = h.world.digest();
+    let fin = h.dry_run().await.unwrap();
+    let Finish::DryRun { checks, plan } = fin else {
+        panic!("{fin:?}")
+    };
+    assert!(checks.passed(), "{}", checks.render());
+    let calls = h.world.calls();
+    assert!(
+        calls.len() > 20,
+        "the dry run gathers facts: {} calls",
+        calls.len()
+    );
+    let mutating = h.world.mutating_calls();
+    assert!(
+        mutating.is_empty(),
+        "mutating calls in a dry run: {mutating:#?}"
+    );
+    assert_eq!(h.world.digest(), start);
+    assert!(!h.state_dir().join("journal.jsonl").exists());
+    let text = plan.render();
+    for host in h.world.state().hosts.keys() {
+        for id in [
+            "mke.node.drain",
+            "mke.node.install-k0s",
+            "mke.node.remove-mke3",
+        ] {
+            assert!(
+                text.contains(&format!("{id} on {host}")),
+                "{id} on {host}:\n{text}"
+            );
+        }
+    }
+    assert!(text.contains("Batch 3: 10.0.1.25"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_checks_change_nothing() {
+    let h = Harness::with(&ferry_core::testing::Fixture {
+        calico_kdd: false,
+        ..Default::default()
+    });
+    let start = h.world.digest();
+    let e = h.upgrade().await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("mke3 cluster is using etcdv3 and not kdd backend for calico"),
+        "{msg}"
+    );
+    assert!(h.world.mutating_calls().is_empty());
+    assert_eq!(h.world.digest(), start);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_concurrent_run_is_refused_naming_the_owner() {
+    let h = Harness::new();
+    h.hooks
+        .crash_after("mke.node.drain@host:10.0.0.11".parse().unwrap());
+    let first = h.upgrade();
+    tokio::pin!(first);
+    tokio::select! {
+        _ = h.hooks.crashed() => {}
+        r = &mut first => panic!("the first run ended: {r:?}"),
+    }
+    // The first run is alive and holds the state directory's lock.
+    let e = h.upgrade().await.unwrap_err().to_string();
+    let pid = std::process::id().to_string();
+    assert!(e.starts_with("another ferry run holds the lock on "), "{e}");
+    assert!(e.contains(&format!("(pid {pid}, run ")), "{e}");
+    // A run from another state directory finds the host locks.
+    let other = Harness {
+        state: ferry_tests::fast_tempdir(),
+        ..Harness::with_world(&h)
+    };
+    let e = other.upgrade().await.unwrap_err().to_string();
+    assert!(e.contains("is locked by another ferry run: "), "{e}");
+    assert!(e.contains(&format!("(pid {pid}, run ")), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_admin_password_appears_nowhere() {
+    use ferry_core::testing::world::FIXTURE_ADMIN_PASSWORD as PW;
+    use ferry_core::testing::{Fault, FaultAction, FaultWhen};
+    // One run that fails and rolls back, one that completes.
+    let failing = Harness::new();
+    failing.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: "mke.node.install-k0s@host:10.0.1.23".parse().unwrap(),
+            nth: 3,
+        },
+        action: FaultAction::Fail,
+    });
+    let f1 = failing.upgrade().await.unwrap();
+    assert!(matches!(f1, Finish::RolledBack { .. }), "{f1:?}");
+    let ok = Harness::new();
+    let f2 = ok.upgrade().await.unwrap();
+    let Finish::Completed {
+        summary, mke4_yaml, ..
+    } = &f2
+    else {
+        panic!("{f2:?}")
+    };
+    let mut scanned = 0usize;
+    let mut scan = |what: &str, bytes: &[u8]| {
+        scanned += 1;
+        let hay = String::from_utf8_lossy(bytes);
+        assert!(!hay.contains(PW), "the admin password is in {what}");
+    };
+    scan("the summary", summary.as_bytes());
+    scan("mke4.yaml", mke4_yaml.as_bytes());
+    scan("the outcome", format!("{f1:?}{f2:?}").as_bytes());
+    for h in [&failing, &ok] {
+        scan("the log", h.log.text().as_bytes());
+        for entry in std::fs::read_dir(h.state_dir()).unwrap() {
+            let p = entry.unwrap().path();
+            scan(&p.display().to_string(), &std::fs::read(&p).unwrap());
+        }
+        for c in h.world.calls() {
+            scan(
+                &format!("call {} {:?}", c.op, c.args),
+                c.args.join(" ").as_bytes(),
+            );
+            if let Some(d) = &c.data {
+                scan(&format!("data of {} {:?}", c.op, c.args), d);
+            }
+        }
+        for (host, st) in &h.world.state().hosts {
+            for (path, f) in &st.files {
+                scan(&format!("{host}:{path}"), &f.content);
+            }
+        }
+    }
+    assert!(scanned > 500, "{scanned}");
+}
