@@ -185,7 +185,7 @@ impl SshHost {
             }
             argv.extend(["sudo", "-n", "--"].map(String::from));
         }
-        if self.shared.opts.remote_timeout {
+        if self.shared.opts.remote_timeout && cmd.timeout.is_some() {
             // A little longer than the local timeout, which decides; this one only makes sure
             // that nothing is left running on the host.
             let secs = timeout.as_secs() + 2;
@@ -254,12 +254,22 @@ impl SshHost {
             })?;
         let mut reconnected = false;
         let mut busy_wait = Duration::from_millis(10);
+        let busy_since = Instant::now();
         let mut child = loop {
             match self.spawn(&session, line, with_stdin).await {
                 Ok(c) => break c,
                 Err(SpawnError::Other(e)) => return Err(e),
                 Err(SpawnError::Busy(why)) => {
-                    // Bounded by the command's timeout around this whole function.
+                    // Channels free up within milliseconds; a host that keeps refusing is
+                    // misconfigured (MaxSessions 0, no session channels allowed).
+                    if busy_since.elapsed() > BUSY_LIMIT {
+                        return Err(ExecError::Io {
+                            host: self.name.clone(),
+                            detail: format!(
+                                "sshd refused to open a session for {BUSY_LIMIT:?}: {why}"
+                            ),
+                        });
+                    }
                     tracing::trace!(host = %self.name, reason = %why, "no free channel yet, waiting");
                     tokio::time::sleep(busy_wait).await;
                     busy_wait = (busy_wait * 2).min(Duration::from_millis(200));
@@ -514,6 +524,9 @@ impl HostExec for SshHost {
         }
     }
 }
+
+/// How long a command waits for sshd to accept a new channel before that is an error.
+const BUSY_LIMIT: Duration = Duration::from_secs(30);
 
 /// Writes stdin to `$dir/$base` atomically: a temp file in the same directory (created 0600 by
 /// mktemp, so nobody reads it half-written), data flushed to disk, owner and mode set, then
