@@ -6,11 +6,14 @@
 //! (c) the process dies right after the step (the engine is dropped) → `rollback` from the
 //!     journal restores the start digest, and `resume` reaches the digest of an uninterrupted
 //!     run.
-//! Prints the matrix size and the pass count.
+//! Prints the matrix size and the pass count. Outcomes are checked as the exit codes `ferry`
+//! maps them to (4 rolled back, 0 completed).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use ferry_cli::cmd::upgrade::exit_code;
+use ferry_cli::exit;
 use ferry_core::engine::StepKey;
 use ferry_core::engine::runner::SIGNAL_ABORT;
 use ferry_core::journal::Replay;
@@ -110,12 +113,18 @@ async fn run_case(r: &Reference, key: &StepKey, sc: Scenario) -> Result<(), Stri
             if !h.world.faults_fired() {
                 return Err("the fault never fired".into());
             }
-            match (&fin, sc) {
-                (Finish::RolledBack { error }, Scenario::Sigint) if error != SIGNAL_ABORT => {
+            if exit_code(&fin) != exit::ROLLED_BACK {
+                return Err(format!(
+                    "exit code {}, want {} (rolled back): {fin:?}\n{}",
+                    exit_code(&fin),
+                    exit::ROLLED_BACK,
+                    h.log.text()
+                ));
+            }
+            if let (Finish::RolledBack { error }, Scenario::Sigint) = (&fin, sc) {
+                if error != SIGNAL_ABORT {
                     return Err(format!("rolled back for another reason: {error}"));
                 }
-                (Finish::RolledBack { .. }, _) => {}
-                _ => return Err(format!("want a rollback, got {fin:?}\n{}", h.log.text())),
             }
             if h.world.digest() != r.start {
                 return Err(diff(&h, &r.start));
@@ -143,7 +152,7 @@ async fn run_case(r: &Reference, key: &StepKey, sc: Scenario) -> Result<(), Stri
                 }
             } else {
                 let fin = h.resume().await.map_err(|e| format!("resume: {e}"))?;
-                if !matches!(fin, Finish::Completed { .. }) {
+                if exit_code(&fin) != exit::OK || !matches!(fin, Finish::Completed { .. }) {
                     return Err(format!("resume: {fin:?}\n{}", h.log.text()));
                 }
                 if h.world.digest() != r.end {

@@ -51,6 +51,10 @@ pub enum Command {
     /// Look at a Kubernetes cluster through its API: nodes and readiness.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
+    Upgrade(cmd::upgrade::UpgradeArgs),
+    /// Undo what an interrupted or crashed `ferry upgrade` did, from its journal.
+    Rollback(cmd::rollback::RollbackArgs),
 }
 
 /// Output format of a command's result.
@@ -65,6 +69,16 @@ pub enum Format {
 
 /// Parses `args` and runs the command, printing through `out`. Returns the exit code.
 pub fn run<I, T>(args: I, out: &mut Output<'_>) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(args, out, &cmd::upgrade::Runtime::process())
+}
+
+/// [`run`] with the process's environment, terminal, signals and backends replaced by `rt`
+/// (tests drive `ferry upgrade` and `ferry rollback` with in-memory fakes through it).
+pub fn run_with<I, T>(args: I, out: &mut Output<'_>, rt: &cmd::upgrade::Runtime) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -89,6 +103,8 @@ where
     };
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&args, out),
+        Command::Upgrade(args) => cmd::upgrade::run_upgrade_with(rt, &args, out),
+        Command::Rollback(args) => cmd::rollback::run_rollback_with(rt, &args, out),
         Command::Check(c) => cmd::check::run(&c, out),
         Command::Rbac(args) => cmd::rbac::run(&args, out),
         Command::Hosts(c) => cmd::hosts::run(&c, out),

@@ -7,3 +7,5 @@ pub mod hosts;
 pub mod init;
 pub mod mke3;
 pub mod rbac;
+pub mod rollback;
+pub mod upgrade;

@@ -1,0 +1,118 @@
+//! `ferry rollback`: undo everything a crashed, interrupted or incompletely rolled-back run did,
+//! from its journal in the state directory.
+
+use std::path::PathBuf;
+
+use ferry_core::journal::Replay;
+use ferry_core::mke::{self, Finish, Inputs, Session};
+
+use super::upgrade::{
+    BackendRequest, LogLevel, Runtime, UpgradeError, drive, password, report_error, state_dir,
+};
+use crate::{CliError, Format, Output, exit};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exit codes: 0 rolled back (the cluster is back on MKE 3), 5 the rollback is incomplete (the \
+journal says what is left; run it again once the cause is fixed), 130 interrupted twice, 1 \
+nothing to roll back or another error.")]
+pub struct RollbackArgs {
+    /// The state directory of the run (default: $XDG_STATE_HOME/ferry/<external address>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The external address of the cluster, to find the default state directory.
+    #[arg(long, value_name = "ADDRESS")]
+    pub external_address: Option<String>,
+    /// MKE 3 admin password (visible to other users of the machine: prefer
+    /// MKE3_ADMIN_PASSWORD or the prompt).
+    #[arg(long, value_name = "PASSWORD")]
+    pub mke3_admin_password: Option<String>,
+    /// Log level.
+    #[arg(short = 'l', long, value_enum, default_value_t)]
+    pub log_level: LogLevel,
+}
+
+pub fn run_rollback_with(
+    rt: &Runtime,
+    args: &RollbackArgs,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    let state = state_dir(
+        rt,
+        args.state_dir.as_deref(),
+        args.external_address.as_deref(),
+    )?;
+    let replay = match Replay::read(&state) {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&e);
+            return Ok(exit::FAILED);
+        }
+    };
+    if replay.is_finished() {
+        out.info(&format!(
+            "run {} already finished ({}); there is nothing to roll back\n",
+            replay.run_id,
+            replay.finished.as_deref().unwrap_or("")
+        ));
+        return Ok(exit::FAILED);
+    }
+    let inputs: Inputs = match replay
+        .inputs
+        .get("inputs")
+        .cloned()
+        .map(serde_json::from_value)
+    {
+        Some(Ok(i)) => i,
+        _ => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of an MKE upgrade",
+                state.display()
+            )));
+            return Ok(exit::FAILED);
+        }
+    };
+    let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
+    let backends = match rt.backends.backends(&BackendRequest {
+        hosts: &inputs.hosts,
+        username: &inputs.mke3_admin_username,
+        password: &pw,
+        external_address: &inputs.external_address,
+    }) {
+        Ok(b) => b,
+        Err(m) => {
+            out.error(&UpgradeError::Backends(m));
+            return Ok(exit::FAILED);
+        }
+    };
+    drop(pw);
+    let r = drive(rt, args.log_level, out, |log| {
+        mke::rollback(Session {
+            backends,
+            state_dir: state,
+            log,
+            interrupts: rt.interrupts.clone(),
+            hooks: rt.hooks.clone(),
+        })
+    });
+    Ok(match r {
+        Err(e) => {
+            out.error(&e);
+            exit::FAILED
+        }
+        Ok(Err(e)) => report_error(e, Format::Text, out),
+        Ok(Ok(Finish::RolledBack { .. })) => exit::OK,
+        Ok(Ok(Finish::RollbackIncomplete { remaining, .. })) => {
+            out.info(&format!(
+                "Still applied (undo order): {}\n",
+                remaining.join(", ")
+            ));
+            exit::ROLLBACK_INCOMPLETE
+        }
+        Ok(Ok(Finish::Interrupted)) => exit::INTERRUPTED,
+        Ok(Ok(other)) => {
+            out.info(&format!("unexpected outcome of a rollback: {other:?}\n"));
+            exit::FAILED
+        }
+    })
+}

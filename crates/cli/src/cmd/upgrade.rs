@@ -1,0 +1,549 @@
+//! `ferry upgrade` and `ferry upgrade --resume`: the MKE 3 → MKE 4k upgrade, with automatic
+//! rollback on failure or Ctrl-C. Also the machinery `ferry rollback` shares: where the password
+//! comes from, how the backends are made, how the run's log reaches the terminal, and how an
+//! outcome maps to an exit code.
+//!
+//! The real SSH, Kubernetes and MKE 3 backends are not wired in yet: the binary says so and
+//! changes nothing. Tests drive [`run_upgrade_with`] (through [`crate::run_with`]) with the
+//! in-memory fakes of `ferry-core`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_core::Secret;
+use ferry_core::checks::CheckOptions;
+use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, MaxUnavailable, NoHooks};
+use ferry_core::hosts::HostSpec;
+use ferry_core::mke::{self, Backends, Finish, Inputs, MkeError, Session};
+
+use crate::{CliError, Format, Output, exit, fsio};
+
+/// The environment variable holding the MKE 3 admin password.
+pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
+
+/// What the binary says while no real backend is wired in.
+pub const NO_REAL_CLUSTER: &str = "ferry cannot reach a real cluster yet: the SSH, Kubernetes and MKE 3 backends are not wired into `ferry upgrade` in this build, so nothing was contacted and nothing was changed (the upgrade engine is exercised against in-memory fakes by the test suite)";
+
+/// What a backend factory is given.
+#[derive(Debug)]
+pub struct BackendRequest<'a> {
+    pub hosts: &'a [HostSpec],
+    pub username: &'a str,
+    pub password: &'a Secret<String>,
+    pub external_address: &'a str,
+}
+
+/// Makes the backends of a run.
+pub trait BackendFactory: Send + Sync + std::fmt::Debug {
+    /// The backends, or why they cannot be made (a message for the operator).
+    fn backends(&self, request: &BackendRequest<'_>) -> Result<Backends, String>;
+}
+
+/// The factory of this build: none of the real backends is wired in yet.
+#[derive(Debug, Default)]
+pub struct NoRealBackends;
+
+impl BackendFactory for NoRealBackends {
+    fn backends(&self, _request: &BackendRequest<'_>) -> Result<Backends, String> {
+        Err(NO_REAL_CLUSTER.to_string())
+    }
+}
+
+type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+type ReadSecretFn = dyn Fn() -> std::io::Result<String> + Send + Sync;
+
+/// What the upgrade commands take from the process; tests replace every part.
+pub struct Runtime {
+    pub backends: Arc<dyn BackendFactory>,
+    pub interrupts: Interrupts,
+    /// Count SIGINT and SIGTERM into `interrupts`.
+    pub listen_to_signals: bool,
+    /// Environment lookup.
+    pub env: Box<EnvFn>,
+    /// Reads a secret from the terminal without echo (the prompt itself goes through
+    /// [`Output::info`]).
+    pub read_secret: Box<ReadSecretFn>,
+    /// Hooks of the engine (tests inject faults and crashes here).
+    pub hooks: Arc<dyn ferry_core::engine::Hooks>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// The process's own environment, terminal and signals, with [`NoRealBackends`].
+    pub fn process() -> Self {
+        Self {
+            backends: Arc::new(NoRealBackends),
+            interrupts: Interrupts::new(),
+            listen_to_signals: true,
+            env: Box::new(|k| std::env::var(k).ok()),
+            read_secret: Box::new(read_secret_from_tty),
+            hooks: Arc::new(NoHooks),
+        }
+    }
+}
+
+/// Reads a line from `/dev/tty` with echo off (`stty -echo`).
+fn read_secret_from_tty() -> std::io::Result<String> {
+    use std::io::BufRead;
+    let tty = std::fs::File::open("/dev/tty")?;
+    let stty = |arg: &str| {
+        std::fs::File::open("/dev/tty").and_then(|t| {
+            std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(t)
+                .status()
+                .map(|_| ())
+        })
+    };
+    let _ = stty("-echo");
+    let mut line = String::new();
+    let r = std::io::BufReader::new(tty).read_line(&mut line);
+    let _ = stty("echo");
+    r?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Log levels of `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+}
+
+fn parse_max_unavailable(s: &str) -> Result<MaxUnavailable, String> {
+    s.parse()
+        .map_err(|e: ferry_core::engine::batching::MaxUnavailableError| e.reason)
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The MKE 3 admin password is read from MKE3_ADMIN_PASSWORD, or asked for on the terminal. \
+--mke3-admin-password works too but shows the password to every user of this machine.
+
+Exit codes: 0 upgraded (or dry run with passing checks), 2 usage, 3 checks failed and nothing \
+changed, 4 failed and rolled back cleanly, 5 failed and the rollback is incomplete (see \
+`ferry rollback`), 130 interrupted twice (the journal is kept), 1 anything else (nothing changed).")]
+pub struct UpgradeArgs {
+    /// The hosts file (mkectl's hosts.yaml): every node, reachable over SSH.
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub hosts_path: Option<PathBuf>,
+    /// MKE 3 admin user name.
+    #[arg(long, value_name = "USER", required_unless_present = "resume")]
+    pub mke3_admin_username: Option<String>,
+    /// MKE 3 admin password (visible to other users of the machine: prefer
+    /// MKE3_ADMIN_PASSWORD or the prompt).
+    #[arg(long, value_name = "PASSWORD")]
+    pub mke3_admin_password: Option<String>,
+    /// DNS name of the load balancer in front of the managers (host or host:port).
+    #[arg(long, value_name = "ADDRESS", required_unless_present = "resume")]
+    pub external_address: Option<String>,
+    /// Write the new mke4.yaml here (atomically) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub config_out: Option<PathBuf>,
+    /// Run the checks and print every step per host; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Workers upgraded at once: a count (2) or a percentage of the workers (10%); at least 1.
+    #[arg(long, value_name = "N|N%", default_value = "10%", value_parser = parse_max_unavailable)]
+    pub max_unavailable: MaxUnavailable,
+    /// Registry of the MKE 4k images (offline upgrade).
+    #[arg(long, value_name = "REGISTRY")]
+    pub image_registry: Option<String>,
+    /// Registry of the MKE 4k charts (`oci://...`).
+    #[arg(long, value_name = "OCI_REGISTRY")]
+    pub chart_registry: Option<String>,
+    /// The cluster has no internet access (needs both registries).
+    #[arg(long)]
+    pub mke3_airgapped: bool,
+    /// Do not prompt when settings cannot be migrated.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the journal, the lock and the exports live (default:
+    /// $XDG_STATE_HOME/ferry/<external address>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Continue the run recorded in the state directory after a crash or a second Ctrl-C.
+    #[arg(long, conflicts_with_all = ["dry_run", "hosts_path"])]
+    pub resume: bool,
+    /// Go on when a host has fewer CPU cores than recommended.
+    #[arg(long)]
+    pub skip_cpu_cores_check: bool,
+    /// Go on when a host has less memory than recommended.
+    #[arg(long)]
+    pub skip_total_memory_check: bool,
+    /// Go on when a host has less free disk than recommended.
+    #[arg(long)]
+    pub skip_disk_space_check: bool,
+    /// Log level.
+    #[arg(short = 'l', long, value_enum, default_value_t)]
+    pub log_level: LogLevel,
+    /// Format of the result (the dry-run plan, the checks, the summary).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// Failures of the upgrade commands that are not input errors.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("{0}")]
+    Backends(String),
+    #[error(transparent)]
+    Run(#[from] MkeError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The password: the flag (with a warning), the environment, or the terminal.
+pub(crate) fn password(
+    rt: &Runtime,
+    flag: Option<&str>,
+    out: &mut Output<'_>,
+) -> Result<Secret<String>, CliError> {
+    if let Some(p) = flag {
+        out.warn("--mke3-admin-password is visible to other users of this machine (process list, shell history); prefer MKE3_ADMIN_PASSWORD or the prompt");
+        return Ok(Secret::new(p.to_string()));
+    }
+    if let Some(p) = (rt.env)(PASSWORD_ENV).filter(|p| !p.is_empty()) {
+        return Ok(Secret::new(p));
+    }
+    out.info("MKE 3 admin password: ");
+    let p = (rt.read_secret)().map_err(|e| {
+        CliError::Usage(format!(
+            "no MKE 3 admin password: set {PASSWORD_ENV} or run on a terminal ({e})"
+        ))
+    })?;
+    if p.is_empty() {
+        return Err(CliError::Usage("the MKE 3 admin password is empty".into()));
+    }
+    Ok(Secret::new(p))
+}
+
+/// The state directory: the flag, or the default for the external address.
+pub(crate) fn state_dir(
+    rt: &Runtime,
+    flag: Option<&Path>,
+    external_address: Option<&str>,
+) -> Result<PathBuf, CliError> {
+    if let Some(d) = flag {
+        return Ok(d.to_path_buf());
+    }
+    let Some(addr) = external_address else {
+        return Err(CliError::Usage(
+            "--state-dir is needed to find the run's journal (or --external-address for the default state directory)".into(),
+        ));
+    };
+    let xdg = (rt.env)("XDG_STATE_HOME").map(PathBuf::from);
+    let home = (rt.env)("HOME").map(PathBuf::from);
+    mke::default_state_dir(addr, xdg.as_deref(), home.as_deref()).ok_or_else(|| {
+        CliError::Usage(
+            "cannot find a state directory: set --state-dir, XDG_STATE_HOME or HOME".into(),
+        )
+    })
+}
+
+/// Sends the run's log lines to a channel the command drains into [`Output`].
+#[derive(Debug)]
+struct ChannelLog {
+    tx: tokio::sync::mpsc::UnboundedSender<LogLine>,
+    min: Level,
+}
+
+impl LogSink for ChannelLog {
+    fn log(&self, line: LogLine) {
+        if line.level >= self.min {
+            let _ = self.tx.send(line);
+        }
+    }
+}
+
+/// Runs a flow future on a new runtime, printing its log lines as they come.
+pub(crate) fn drive<F, Fut>(
+    rt: &Runtime,
+    level: LogLevel,
+    out: &mut Output<'_>,
+    make: F,
+) -> Result<Result<Finish, MkeError>, UpgradeError>
+where
+    F: FnOnce(Arc<dyn LogSink>) -> Fut,
+    Fut: std::future::Future<Output = Result<Finish, MkeError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(UpgradeError::Runtime)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let min = match level {
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+    };
+    let sink: Arc<dyn LogSink> = Arc::new(ChannelLog { tx, min });
+    Ok(runtime.block_on(async {
+        if rt.listen_to_signals {
+            if let Err(e) = rt.interrupts.listen_to_signals() {
+                out.warn(&format!("cannot watch for Ctrl-C: {e}"));
+            }
+        }
+        let fut = make(sink);
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                Some(line) = rx.recv() => out.info(&format!("{line}\n")),
+                r = &mut fut => {
+                    while let Ok(line) = rx.try_recv() {
+                        out.info(&format!("{line}\n"));
+                    }
+                    break r;
+                }
+            }
+        }
+    }))
+}
+
+/// The exit code of a finished upgrade or resume.
+pub fn exit_code(f: &Finish) -> u8 {
+    match f {
+        Finish::DryRun { checks, .. } => {
+            if checks.passed() {
+                exit::OK
+            } else {
+                exit::CHECKS_FAILED
+            }
+        }
+        Finish::Completed { .. } => exit::OK,
+        Finish::RolledBack { .. } => exit::ROLLED_BACK,
+        Finish::RollbackIncomplete { .. } => exit::ROLLBACK_INCOMPLETE,
+        Finish::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// Prints an error of a run and returns its exit code.
+pub(crate) fn report_error(e: MkeError, format: Format, out: &mut Output<'_>) -> u8 {
+    let code = match &e {
+        MkeError::Checks(report) => {
+            match format {
+                Format::Text => out.info(&report.render()),
+                Format::Json => out.result(&format!(
+                    "{}\n",
+                    serde_json::json!({ "checks": report, "error": e.to_string() })
+                )),
+            }
+            exit::CHECKS_FAILED
+        }
+        MkeError::Input(_) => exit::USAGE,
+        _ => exit::FAILED,
+    };
+    out.error(&e);
+    code
+}
+
+/// `ferry upgrade [--resume]`.
+pub fn run_upgrade_with(
+    rt: &Runtime,
+    args: &UpgradeArgs,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    if args.resume {
+        return resume(rt, args, out);
+    }
+    // clap enforces these unless --resume.
+    let (Some(hosts_path), Some(username), Some(external)) = (
+        args.hosts_path.as_deref(),
+        args.mke3_admin_username.as_deref(),
+        args.external_address.as_deref(),
+    ) else {
+        return Err(CliError::Usage(
+            "--hosts-path, --mke3-admin-username and --external-address are required".into(),
+        ));
+    };
+    let hosts =
+        ferry_ssh_exec::read_hosts_file(hosts_path).map_err(|e| CliError::InvalidContent {
+            path: hosts_path.to_path_buf(),
+            message: format!(" {e}"),
+        })?;
+    let state = state_dir(rt, args.state_dir.as_deref(), Some(external))?;
+    let home = (rt.env)("HOME").map(PathBuf::from);
+    let mut inputs = Inputs::new(hosts, username, external);
+    inputs.max_unavailable = args.max_unavailable;
+    inputs.image_registry = args.image_registry.clone();
+    inputs.chart_registry = args.chart_registry.clone();
+    inputs.mke3_airgapped = args.mke3_airgapped;
+    inputs.force = args.force;
+    inputs.checks = CheckOptions {
+        skip_cpu_cores_check: args.skip_cpu_cores_check,
+        skip_total_memory_check: args.skip_total_memory_check,
+        skip_disk_space_check: args.skip_disk_space_check,
+    };
+    inputs.kubeconf_path = home.map(|h| h.join(".mke/mke.kubeconf"));
+    // Validate the options before asking for anything.
+    let probe = ferry_config_convert::Options {
+        external_address: Some(external.to_string()),
+        image_registry: inputs.image_registry.clone(),
+        chart_registry: inputs.chart_registry.clone(),
+        airgapped: inputs.mke3_airgapped,
+        ..ferry_config_convert::Options::default()
+    };
+    probe
+        .validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
+    let backends = match rt.backends.backends(&BackendRequest {
+        hosts: &inputs.hosts,
+        username,
+        password: &pw,
+        external_address: external,
+    }) {
+        Ok(b) => b,
+        Err(m) => {
+            out.error(&UpgradeError::Backends(m));
+            return Ok(exit::FAILED);
+        }
+    };
+    drop(pw);
+    let dry_run = args.dry_run;
+    let r = drive(rt, args.log_level, out, |log| {
+        mke::upgrade(
+            inputs,
+            Session {
+                backends,
+                state_dir: state,
+                log,
+                interrupts: rt.interrupts.clone(),
+                hooks: rt.hooks.clone(),
+            },
+            dry_run,
+        )
+    });
+    finish(r, args.config_out.as_deref(), args.output, out)
+}
+
+fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
+    let state = state_dir(
+        rt,
+        args.state_dir.as_deref(),
+        args.external_address.as_deref(),
+    )?;
+    let replay = match ferry_core::journal::Replay::read(&state) {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&e);
+            return Ok(exit::FAILED);
+        }
+    };
+    let inputs: Inputs = match replay
+        .inputs
+        .get("inputs")
+        .cloned()
+        .map(serde_json::from_value)
+    {
+        Some(Ok(i)) => i,
+        _ => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of an MKE upgrade",
+                state.display()
+            )));
+            return Ok(exit::FAILED);
+        }
+    };
+    let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
+    let backends = match rt.backends.backends(&BackendRequest {
+        hosts: &inputs.hosts,
+        username: &inputs.mke3_admin_username,
+        password: &pw,
+        external_address: &inputs.external_address,
+    }) {
+        Ok(b) => b,
+        Err(m) => {
+            out.error(&UpgradeError::Backends(m));
+            return Ok(exit::FAILED);
+        }
+    };
+    drop(pw);
+    let r = drive(rt, args.log_level, out, |log| {
+        mke::resume(Session {
+            backends,
+            state_dir: state,
+            log,
+            interrupts: rt.interrupts.clone(),
+            hooks: rt.hooks.clone(),
+        })
+    });
+    finish(r, args.config_out.as_deref(), args.output, out)
+}
+
+fn finish(
+    r: Result<Result<Finish, MkeError>, UpgradeError>,
+    config_out: Option<&Path>,
+    format: Format,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    let fin = match r {
+        Err(e) => {
+            out.error(&e);
+            return Ok(exit::FAILED);
+        }
+        Ok(Err(e)) => return Ok(report_error(e, format, out)),
+        Ok(Ok(f)) => f,
+    };
+    let code = exit_code(&fin);
+    match &fin {
+        Finish::DryRun { checks, plan } => match format {
+            Format::Text => {
+                out.result(&checks.render());
+                out.result("\nPlan (dry run: nothing was changed)\n---------------\n");
+                out.result(&plan.render());
+            }
+            Format::Json => out.result(&format!(
+                "{}\n",
+                serde_json::json!({ "checks": checks, "plan": plan })
+            )),
+        },
+        Finish::Completed {
+            summary, mke4_yaml, ..
+        } => {
+            if let Some(dest) = config_out {
+                fsio::write_atomic(dest, mke4_yaml.as_bytes())?;
+                out.info(&format!(
+                    "MKE 4 configuration written to {}\n",
+                    dest.display()
+                ));
+            }
+            match format {
+                Format::Text => {
+                    if config_out.is_none() {
+                        out.info("Below is your new MKE 4 config. Save it to a file and use it to configure the MKE 4 cluster with mkectl apply:\n");
+                        out.result(mke4_yaml);
+                        out.result("\n");
+                    }
+                    out.result(summary);
+                }
+                Format::Json => out.result(&format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "summary": summary,
+                        "yaml": config_out.is_none().then_some(mke4_yaml),
+                    })
+                )),
+            }
+        }
+        Finish::RolledBack { .. } => {}
+        Finish::RollbackIncomplete { remaining, .. } => {
+            out.info(&format!(
+                "Still applied (undo order): {}\n",
+                remaining.join(", ")
+            ));
+        }
+        Finish::Interrupted => {}
+    }
+    Ok(code)
+}

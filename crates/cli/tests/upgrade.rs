@@ -1,0 +1,388 @@
+//! `ferry upgrade`, `ferry upgrade --resume` and `ferry rollback` through the CLI's library
+//! entry point, with the in-memory fakes of `ferry-core` as backends; and the binary, which says
+//! that it cannot reach a real cluster yet.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_cli::cmd::upgrade::{BackendFactory, BackendRequest, Runtime};
+use ferry_cli::{Output, exit};
+use ferry_core::engine::{Hooks, Interrupts, NoHooks};
+use ferry_core::mke::Backends;
+use ferry_core::testing::world::FIXTURE_ADMIN_PASSWORD as PW;
+use ferry_core::testing::{
+    FakeCluster, FakeConnector, FakeMke3, Fault, FaultAction, FaultWhen, Fixture, World,
+};
+
+#[derive(Debug)]
+struct Fakes(World);
+
+impl BackendFactory for Fakes {
+    fn backends(&self, r: &BackendRequest<'_>) -> Result<Backends, String> {
+        Ok(Backends {
+            connector: Arc::new(FakeConnector::new(&self.0)),
+            cluster: Arc::new(FakeCluster::new(&self.0)),
+            mke3: Arc::new(FakeMke3::new(&self.0, r.username, r.password.clone())),
+        })
+    }
+}
+
+struct Env {
+    world: World,
+    dir: tempfile::TempDir,
+    vars: HashMap<String, String>,
+    interrupts: Interrupts,
+    hooks: Arc<dyn Hooks>,
+}
+
+struct Ran {
+    code: u8,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let world = Fixture::default().build();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.pem"), "not a real key\n").unwrap();
+        let mut yaml = String::from("hosts:\n");
+        for h in world.state().hosts.keys() {
+            yaml.push_str(&format!(
+                "  - address: {h}\n    port: 22\n    user: docker\n    keyPath: {}\n",
+                dir.path().join("key.pem").display()
+            ));
+        }
+        std::fs::write(dir.path().join("hosts.yaml"), yaml).unwrap();
+        let mut vars = HashMap::new();
+        vars.insert(
+            "HOME".to_string(),
+            dir.path().join("home").display().to_string(),
+        );
+        let interrupts = Interrupts::new();
+        world.set_interrupts(interrupts.clone());
+        Self {
+            world,
+            dir,
+            vars,
+            interrupts,
+            hooks: Arc::new(NoHooks),
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn runtime(&self) -> Runtime {
+        let vars = self.vars.clone();
+        Runtime {
+            backends: Arc::new(Fakes(self.world.clone())),
+            interrupts: self.interrupts.clone(),
+            listen_to_signals: false,
+            env: Box::new(move |k| vars.get(k).cloned()),
+            read_secret: Box::new(|| Err(std::io::Error::other("no terminal in tests"))),
+            hooks: self.hooks.clone(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        let code = {
+            let mut out = Output::new(&mut o, &mut e);
+            let mut argv = vec!["ferry"];
+            argv.extend(args);
+            ferry_cli::run_with(argv, &mut out, &self.runtime())
+        };
+        Ran {
+            code,
+            stdout: String::from_utf8(o).unwrap(),
+            stderr: String::from_utf8(e).unwrap(),
+        }
+    }
+
+    fn upgrade(&self, extra: &[&str]) -> Ran {
+        let hosts = self.path("hosts.yaml").display().to_string();
+        let state = self.state().display().to_string();
+        let mut args = vec![
+            "upgrade",
+            "--hosts-path",
+            &hosts,
+            "--mke3-admin-username",
+            "admin",
+            "--external-address",
+            "mke.example.com",
+            "--state-dir",
+            &state,
+            "--max-unavailable",
+            "2",
+        ];
+        args.extend(extra);
+        self.run(&args)
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+    out
+}
+
+#[test]
+fn upgrades_with_the_password_from_the_environment_and_writes_the_config() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let config = env.path("mke4.yaml").display().to_string();
+    let r = env.upgrade(&["--config-out", &config]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("Upgrade Summary\n---------------\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("MKE 3.7.15 was uninstalled from the cluster successfully.")
+    );
+    assert!(
+        r.stderr
+            .contains("INFO[0000] ==> Running phase: Connect to hosts"),
+        "{}",
+        r.stderr
+    );
+    let yaml = std::fs::read_to_string(env.path("mke4.yaml")).unwrap();
+    assert!(yaml.contains("externalAddress: mke.example.com"), "{yaml}");
+    // The password is nowhere: outputs, state directory, recorded commands and their data.
+    assert!(!r.stdout.contains(PW) && !r.stderr.contains(PW));
+    for (p, b) in files_under(env.dir.path()) {
+        assert!(!String::from_utf8_lossy(&b).contains(PW), "{}", p.display());
+    }
+    for c in env.world.calls() {
+        assert!(!c.args.iter().any(|a| a.contains(PW)), "{c:?}");
+        assert!(
+            !c.data
+                .as_ref()
+                .is_some_and(|d| String::from_utf8_lossy(d).contains(PW))
+        );
+    }
+}
+
+#[test]
+fn the_password_flag_works_with_a_warning_and_a_wrong_password_changes_nothing() {
+    let env = Env::new();
+    let start = env.world.digest();
+    let r = env.upgrade(&["--mke3-admin-password", "wrong-password", "--dry-run"]);
+    assert_eq!(r.code, exit::FAILED, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("WARN --mke3-admin-password is visible to other users of this machine"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("MKE 3 refused the credentials (401)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("wrong-password"));
+    assert_eq!(env.world.digest(), start);
+    // No password at all and no terminal: a usage error before anything is contacted.
+    let r = env.upgrade(&["--dry-run"]);
+    assert_eq!(r.code, exit::USAGE, "{}", r.stderr);
+    assert!(r.stderr.contains("MKE3_ADMIN_PASSWORD"), "{}", r.stderr);
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    let r = env.upgrade(&["--dry-run"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Plan (dry run: nothing was changed)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("mke.node.install-k0s on 10.0.1.25"),
+        "{}",
+        r.stdout
+    );
+    assert!(env.world.mutating_calls().is_empty());
+    assert_eq!(env.world.digest(), start);
+    let r = env.upgrade(&["--dry-run", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["plan"]["flow"], "mke3-to-mke4");
+}
+
+#[test]
+fn a_failure_rolls_back_with_the_documented_log_and_exit_code_4() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    env.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: "mke.node.start-k0s@host:10.0.0.12".parse().unwrap(),
+            nth: 1,
+        },
+        action: FaultAction::Fail,
+    });
+    let r = env.upgrade(&[]);
+    assert_eq!(r.code, exit::ROLLED_BACK, "{}", r.stderr);
+    assert_eq!(env.world.digest(), start);
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| {
+            l.len() > 11 && (l.contains("ollback") || l.starts_with("FATA") || l.contains("etcd"))
+        })
+        .map(|l| &l[..4])
+        .collect();
+    assert!(!lines.is_empty());
+    let msgs: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, m)| m))
+        .collect();
+    let pos = |m: &str| {
+        msgs.iter()
+            .position(|x| x.starts_with(m))
+            .unwrap_or_else(|| panic!("no line {m:?} in\n{}", r.stderr))
+    };
+    let order = [
+        pos(
+            "Initiating rollback because of upgrade failure. upgradeErr = failed to run step mke.node.start-k0s@host:10.0.0.12",
+        ),
+        pos("Initiating rollback of MKE to version: 3.7.15"),
+        pos("Step 1 of 2: [Rollback Upgrade Tasks]"),
+        pos("Resetting k0s on 10.0.0.12 ..."),
+        pos("Waiting for etcd to be healthy ..."),
+        pos("[Rollback Upgrade Tasks] Completed"),
+        pos("Step 2 of 2: [Rollback Pre Upgrade Tasks]"),
+        pos("[Rollback Pre Upgrade Tasks] Completed"),
+        pos("Rollback to MKE version 3.7.15 completed successfully ..."),
+        pos("Upgrade failed due to error: failed to run step mke.node.start-k0s@host:10.0.0.12"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{order:?}\n{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\nWARN["), "{}", r.stderr);
+    assert!(r.stderr.contains("\nFATA["), "{}", r.stderr);
+}
+
+#[test]
+fn interrupted_twice_exits_130_then_resume_or_rollback_from_the_journal() {
+    for resume in [true, false] {
+        let mut env = Env::new();
+        env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+        let start = env.world.digest();
+        // Calls take a moment, so that the second Ctrl-C comes while the step still runs.
+        env.world.set_latency(std::time::Duration::from_millis(1));
+        for nth in [1, 2] {
+            env.world.inject(Fault {
+                when: FaultWhen::Step {
+                    key: "mke.node.install-k0s@host:10.0.1.22".parse().unwrap(),
+                    nth,
+                },
+                action: FaultAction::Interrupt,
+            });
+        }
+        let r = env.upgrade(&[]);
+        assert_eq!(r.code, exit::INTERRUPTED, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("Interrupted again: stopping now."),
+            "{}",
+            r.stderr
+        );
+        // A second `ferry upgrade` is refused: the journal holds an unfinished run.
+        let again = env.upgrade(&[]);
+        assert_eq!(again.code, exit::FAILED);
+        assert!(
+            again.stderr.contains("an unfinished run"),
+            "{}",
+            again.stderr
+        );
+        env.interrupts = Interrupts::new();
+        env.world.set_interrupts(env.interrupts.clone());
+        let state = env.state().display().to_string();
+        if resume {
+            let r = env.run(&["upgrade", "--resume", "--state-dir", &state]);
+            assert_eq!(r.code, exit::OK, "{}", r.stderr);
+            assert!(r.stdout.contains("Upgrade Summary"), "{}", r.stdout);
+            assert!(r.stderr.contains("Resuming run"), "{}", r.stderr);
+        } else {
+            let r = env.run(&["rollback", "--state-dir", &state]);
+            assert_eq!(r.code, exit::OK, "{}", r.stderr);
+            assert_eq!(env.world.digest(), start);
+            // Nothing is left to roll back.
+            let r = env.run(&["rollback", "--state-dir", &state]);
+            assert_eq!(r.code, exit::FAILED);
+            assert!(r.stderr.contains("nothing to roll back"), "{}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn max_unavailable_is_never_zero() {
+    let env = Env::new();
+    let hosts = env.path("hosts.yaml").display().to_string();
+    let r = env.run(&[
+        "upgrade",
+        "--hosts-path",
+        &hosts,
+        "--mke3-admin-username",
+        "admin",
+        "--external-address",
+        "mke.example.com",
+        "--max-unavailable",
+        "0",
+    ]);
+    assert_eq!(r.code, exit::USAGE);
+    assert!(r.stderr.contains("must be at least 1"), "{}", r.stderr);
+}
+
+#[test]
+fn the_binary_says_it_cannot_reach_a_real_cluster_yet() {
+    let env = Env::new();
+    let out = common::ferry()
+        .env("MKE3_ADMIN_PASSWORD", "whatever")
+        .args([
+            "upgrade",
+            "--hosts-path",
+            env.path("hosts.yaml").to_str().unwrap(),
+            "--mke3-admin-username",
+            "admin",
+            "--external-address",
+            "mke.example.com",
+            "--state-dir",
+            env.state().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ferry cannot reach a real cluster yet"),
+        "{err}"
+    );
+    assert!(!env.state().join("journal.jsonl").exists());
+}
