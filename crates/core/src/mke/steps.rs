@@ -26,6 +26,8 @@ pub const KV_SNAPSHOT: &str = "/data/ferry-etcd-snapshot.db";
 pub const KV_SNAPSHOT_ON_HOST: &str = "/var/lib/docker/volumes/ucp-kv/_data/ferry-etcd-snapshot.db";
 /// The MKE 3 data archive written before the cleanup.
 pub const HOST_ARCHIVE: &str = "/var/lib/ferry/mke3-data.tar.gz";
+/// The configuration of the removed MKE 3 containers (`docker container inspect`), root-only.
+pub const HOST_SPECS: &str = "/var/lib/ferry/mke3-containers.json";
 /// The snapshot uploaded to restore a manager's etcd.
 pub const HOST_RESTORE: &str = "/var/lib/ferry/etcd-restore.db";
 pub const K0S_BIN: &str = "/usr/local/bin/k0s";
@@ -696,15 +698,6 @@ impl MkeStep {
             )
             .await?,
         );
-        let specs: Value = if names.is_empty() {
-            json!([])
-        } else {
-            let mut args = vec!["container", "inspect"];
-            args.extend(names.iter().map(String::as_str));
-            let out = ok(h, sudo("docker", &args)).await?;
-            serde_json::from_slice(&out.stdout)
-                .map_err(|e| StepError::new(format!("docker inspect: {e}")))?
-        };
         let volumes = lines(
             &ok(
                 h,
@@ -724,8 +717,10 @@ impl MkeStep {
         );
         let swarm = ok(h, sudo("docker", &["info", "--format", "{{json .Swarm}}"])).await?;
         let swarm: Value = serde_json::from_slice(&swarm.stdout).unwrap_or(Value::Null);
+        // Only names go to the journal: the containers' full configuration (which may hold
+        // secrets in its environment) stays on the host, in a root-only file.
         Ok(json!({
-            "containers": specs,
+            "containers": names,
             "volumes": volumes,
             "swarm": swarm["LocalNodeState"] == "active",
             "dirExisted": exists(h, "-d", HOST_DIR).await?,
@@ -735,24 +730,20 @@ impl MkeStep {
     async fn remove_mke3(&self, prepared: &Value) -> Result<Value, StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        let names: Vec<String> = prepared["containers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| {
-                        c["Name"]
-                            .as_str()
-                            .map(|n| n.trim_start_matches('/').to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = strs(prepared, "containers");
         let volumes = strs(prepared, "volumes");
         let swarm = flag(prepared, "swarm");
         self.cx
             .log
             .info(format!("[{host}] removing MKE 3 components"));
         ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
+        if !names.is_empty() {
+            let mut args = vec!["container", "inspect"];
+            args.extend(names.iter().map(String::as_str));
+            let specs = ok(h, sudo("docker", &args)).await?;
+            h.put_file(HOST_SPECS, &specs.stdout, &root_file(0o600))
+                .await?;
+        }
         // Everything removed below is archived first (ucp-kv is restored from the snapshot).
         let mut paths: Vec<String> = volumes
             .iter()
@@ -873,7 +864,14 @@ impl MkeStep {
         )
         .into_iter()
         .collect();
-        let specs = data["containers"].as_array().cloned().unwrap_or_default();
+        let specs: Vec<Value> = if exists(h, "-f", HOST_SPECS).await? {
+            let out = ok(h, sudo("cat", &[HOST_SPECS])).await?;
+            serde_json::from_slice(&out.stdout)
+                .map_err(|e| StepError::new(format!("{host}: {HOST_SPECS}: {e}")))?
+        } else {
+            // Written before anything was removed: without it, no container was removed.
+            Vec::new()
+        };
         let mut start = Vec::new();
         for c in &specs {
             let Some(name) = c["Name"]
@@ -933,7 +931,11 @@ impl MkeStep {
             args.extend(start.iter().map(String::as_str));
             ok(h, sudo("docker", &args)).await?;
         }
-        ok(h, sudo("rm", &["-f", HOST_ARCHIVE, HOST_RESTORE])).await?;
+        ok(
+            h,
+            sudo("rm", &["-f", HOST_ARCHIVE, HOST_RESTORE, HOST_SPECS]),
+        )
+        .await?;
         if !flag(data, "dirExisted") && exists(h, "-d", HOST_DIR).await? {
             ok(h, sudo("rmdir", &["--ignore-fail-on-non-empty", HOST_DIR])).await?;
         }
