@@ -176,3 +176,59 @@ async fn the_admin_password_appears_nowhere() {
     }
     assert!(scanned > 500, "{scanned}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finishes() {
+    use ferry_core::testing::{Fault, FaultAction, FaultWhen};
+    let install = "mke.node.install-k0s@host:10.0.1.21";
+    // How many calls the install makes, from an uninterrupted run.
+    let reference = Harness::new();
+    reference.upgrade().await.unwrap();
+    let n = reference
+        .world
+        .calls()
+        .iter()
+        .filter(|c| c.step.as_deref() == Some(install))
+        .count();
+    let mut h = Harness::new();
+    let start = h.world.digest();
+    h.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: "mke.node.start-k0s@host:10.0.1.22".parse().unwrap(),
+            nth: 1,
+        },
+        action: FaultAction::Fail,
+    });
+    // The first call of the install's undo fails for good; a transient failure of the next undo
+    // is retried.
+    h.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: install.parse().unwrap(),
+            nth: n + 1,
+        },
+        action: FaultAction::Fail,
+    });
+    h.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: "mke.node.install-k0s@host:10.0.1.22".parse().unwrap(),
+            nth: n + 1,
+        },
+        action: FaultAction::FailTransient,
+    });
+    let fin = h.upgrade().await.unwrap();
+    let Finish::RollbackIncomplete {
+        failure, remaining, ..
+    } = &fin
+    else {
+        panic!("{fin:?}\n{}", h.log.text())
+    };
+    assert!(failure.contains(install), "{failure}");
+    assert_eq!(remaining.first().map(String::as_str), Some(install));
+    assert!(h.log.text().contains("retrying"), "{}", h.log.text());
+    assert_ne!(h.world.digest(), start);
+    // The operator fixes the cause and rolls back from the journal.
+    h.new_process();
+    let fin = h.rollback().await.unwrap();
+    assert!(matches!(fin, Finish::RolledBack { .. }), "{fin:?}");
+    assert_eq!(h.world.digest(), start);
+}

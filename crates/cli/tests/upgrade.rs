@@ -227,9 +227,13 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     );
     assert!(env.world.mutating_calls().is_empty());
     assert_eq!(env.world.digest(), start);
-    let r = env.upgrade(&["--dry-run", "-o", "json"]);
+    let r = env.upgrade(&["--dry-run", "-o", "json", "--log-format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["plan"]["flow"], "mke3-to-mke4");
+    for line in r.stderr.lines() {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(l["level"].is_string() && l["message"].is_string(), "{line}");
+    }
 }
 
 #[test]

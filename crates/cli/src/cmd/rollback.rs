@@ -7,7 +7,7 @@ use ferry_core::journal::Replay;
 use ferry_core::mke::{self, Finish, Inputs, Session};
 
 use super::upgrade::{
-    BackendRequest, LogLevel, Runtime, UpgradeError, drive, password, report_error, state_dir,
+    BackendRequest, LogArgs, Runtime, UpgradeError, drive, password, report_error, state_dir,
 };
 use crate::{CliError, Format, Output, exit};
 
@@ -27,9 +27,8 @@ pub struct RollbackArgs {
     /// MKE3_ADMIN_PASSWORD or the prompt).
     #[arg(long, value_name = "PASSWORD")]
     pub mke3_admin_password: Option<String>,
-    /// Log level.
-    #[arg(short = 'l', long, value_enum, default_value_t)]
-    pub log_level: LogLevel,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 pub fn run_rollback_with(
@@ -86,7 +85,7 @@ pub fn run_rollback_with(
         }
     };
     drop(pw);
-    let r = drive(rt, args.log_level, out, |log| {
+    let r = drive(rt, args.log, out, |log| {
         mke::rollback(Session {
             backends,
             state_dir: state,

@@ -119,6 +119,27 @@ pub enum LogLevel {
     Warn,
 }
 
+/// Formats of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// `INFO[0012] message`, as mkectl and k0sctl print.
+    #[default]
+    Text,
+    /// One JSON object per line: `level`, `elapsedSeconds`, `message`.
+    Json,
+}
+
+/// How the run's log is shown.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LogArgs {
+    /// Log level.
+    #[arg(short = 'l', long, value_enum, default_value_t)]
+    pub log_level: LogLevel,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
 fn parse_max_unavailable(s: &str) -> Result<MaxUnavailable, String> {
     s.parse()
         .map_err(|e: ferry_core::engine::batching::MaxUnavailableError| e.reason)
@@ -183,9 +204,8 @@ pub struct UpgradeArgs {
     /// Go on when a host has less free disk than recommended.
     #[arg(long)]
     pub skip_disk_space_check: bool,
-    /// Log level.
-    #[arg(short = 'l', long, value_enum, default_value_t)]
-    pub log_level: LogLevel,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Format of the result (the dry-run plan, the checks, the summary).
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
@@ -268,7 +288,7 @@ impl LogSink for ChannelLog {
 /// Runs a flow future on a new runtime, printing its log lines as they come.
 pub(crate) fn drive<F, Fut>(
     rt: &Runtime,
-    level: LogLevel,
+    log: LogArgs,
     out: &mut Output<'_>,
     make: F,
 ) -> Result<Result<Finish, MkeError>, UpgradeError>
@@ -281,12 +301,16 @@ where
         .build()
         .map_err(UpgradeError::Runtime)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let min = match level {
+    let min = match log.log_level {
         LogLevel::Debug => Level::Debug,
         LogLevel::Info => Level::Info,
         LogLevel::Warn => Level::Warn,
     };
     let sink: Arc<dyn LogSink> = Arc::new(ChannelLog { tx, min });
+    let show = |line: &LogLine| match log.log_format {
+        LogFormat::Text => format!("{line}\n"),
+        LogFormat::Json => format!("{}\n", serde_json::to_string(line).unwrap_or_default()),
+    };
     Ok(runtime.block_on(async {
         if rt.listen_to_signals {
             if let Err(e) = rt.interrupts.listen_to_signals() {
@@ -298,10 +322,10 @@ where
         loop {
             tokio::select! {
                 biased;
-                Some(line) = rx.recv() => out.info(&format!("{line}\n")),
+                Some(line) = rx.recv() => out.info(&show(&line)),
                 r = &mut fut => {
                     while let Ok(line) = rx.try_recv() {
-                        out.info(&format!("{line}\n"));
+                        out.info(&show(&line));
                     }
                     break r;
                 }
@@ -411,7 +435,7 @@ pub fn run_upgrade_with(
     };
     drop(pw);
     let dry_run = args.dry_run;
-    let r = drive(rt, args.log_level, out, |log| {
+    let r = drive(rt, args.log, out, |log| {
         mke::upgrade(
             inputs,
             Session {
@@ -469,7 +493,7 @@ fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, 
         }
     };
     drop(pw);
-    let r = drive(rt, args.log_level, out, |log| {
+    let r = drive(rt, args.log, out, |log| {
         mke::resume(Session {
             backends,
             state_dir: state,
