@@ -574,8 +574,8 @@ async fn release_hosts(ctx: &steps::Ctx, log: &Logger) {
     }
 }
 
-/// Refreshes the host locks until dropped.
-async fn refresh_forever(ctx: &steps::Ctx) {
+/// Refreshes the host locks until dropped; never returns.
+async fn refresh_forever(ctx: &steps::Ctx) -> std::convert::Infallible {
     loop {
         tokio::time::sleep(lock::HOST_LOCK_REFRESH).await;
         let futs: Vec<_> = ctx
@@ -607,13 +607,9 @@ async fn drive(p: Prepared, what: Drive<'_>) -> Result<Finish, MkeError> {
     let rollback_cmd = matches!(what_kind, Kind2::Rollback);
     let outcome = tokio::select! {
         o = run => o?,
-        _ = refresh_forever(&ctx) => unreachable_refresh(),
+        never = refresh_forever(&ctx) => match never {},
     };
     finish(&ctx, outcome, rollback_cmd).await
-}
-
-fn unreachable_refresh() -> Outcome {
-    Outcome::Interrupted
 }
 
 enum Kind2 {
