@@ -6,8 +6,8 @@
 //!        [--warm-rounds K] [--no-remote-timeout]
 //! ```
 //!
-//! Without `--warm-rounds` (cold): connect to every host, run the command once on each, close
-//! everything, exit; the benchmark times the whole process. With `--warm-rounds K`: connect,
+//! Without `--warm-rounds` (cold): for every host at once, connect, run the command, close; then
+//! exit. The benchmark times the whole process. With `--warm-rounds K`: connect,
 //! run one round, then K more rounds on the open connections, timing each round inside the
 //! process, and print one JSON line with the phases in milliseconds. Exits 1 when any host fails
 //! or any command exits non-zero.
@@ -92,11 +92,44 @@ async fn main_async(a: Args) -> Result<(), String> {
     let connector = SshConnector::new(SshOptions {
         known_hosts_file: a.known_hosts,
         ssh_config: a.ssh_config,
-        max_connecting: specs.len().max(1),
+        max_connecting: std::env::var("FANOUT_MAX_CONNECTING")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SshOptions::default().max_connecting),
         remote_timeout: a.remote_timeout,
         ..SshOptions::default()
     })
     .map_err(|e| e.to_string())?;
+    let cmd = Cmd::new(a.cmd[0].clone()).args(a.cmd[1..].iter().cloned());
+    if a.warm_rounds == 0 {
+        // Cold: every host on its own, connect -> run -> close, all hosts at once (no barrier
+        // between connecting and running, as any fan-out would do it).
+        let mut set = tokio::task::JoinSet::new();
+        for s in specs {
+            let c = connector.clone();
+            let cmd = cmd.clone();
+            set.spawn(async move {
+                use ferry_core::Connector;
+                let h = c.connect(&s).await.map_err(|e| e.to_string())?;
+                let out = h.run(&cmd).await.map_err(|e| e.to_string())?;
+                h.close().await.map_err(|e| e.to_string())?;
+                if out.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}: exit {:?}: {}",
+                        h.host(),
+                        out.code,
+                        out.stderr_text()
+                    ))
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.map_err(|e| e.to_string())??;
+        }
+        return Ok(());
+    }
     let mut set = tokio::task::JoinSet::new();
     for (i, s) in specs.into_iter().enumerate() {
         let c = connector.clone();
@@ -112,15 +145,19 @@ async fn main_async(a: Args) -> Result<(), String> {
     hosts.sort_by_key(|(i, _)| *i);
     let hosts: Vec<Arc<dyn HostExec>> = hosts.into_iter().map(|(_, h)| h).collect();
     let connected = t0.elapsed();
-    let cmd = Cmd::new(a.cmd[0].clone()).args(a.cmd[1..].iter().cloned());
     let first = round(&hosts, &cmd).await?;
     let mut warm = Vec::new();
     for _ in 0..a.warm_rounds {
         warm.push(round(&hosts, &cmd).await?);
     }
     let t_close = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
     for h in &hosts {
-        h.close().await.map_err(|e| e.to_string())?;
+        let h = Arc::clone(h);
+        set.spawn(async move { h.close().await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     }
     let closed = t_close.elapsed();
     if a.warm_rounds > 0 {

@@ -6,7 +6,7 @@
 #
 #   sudo bench/fanout/run.sh [N...]          # default: 10 50
 #
-# Needs root (the testbed). Installs what is missing: pssh and hyperfine with apt, ansible-core
+# Needs root (the testbed). Installs what is missing: pssh (parallel-ssh) with apt, ansible-core
 # from PyPI into a venv under $FERRY_BENCH_STATE (default /var/lib/ferry-bench). Brings the
 # testbed up with N hosts for each N and leaves it as it found it (down unless it was up).
 #
@@ -15,7 +15,10 @@
 # time (ControlMaster=no for Ansible). ferry's warm figure is one round on connections already
 # open inside the process, timed in the process (10 rounds, median).
 #
-# Environment: RUNS_10 / RUNS_50 (hyperfine runs, default 10 / 5), WARMUP (default 1).
+# Cold runs are interleaved across the tools (bench/fanout/measure.py), so that load from other
+# processes on a shared machine falls on all of them alike.
+#
+# Environment: RUNS_10 / RUNS_50 (runs per tool, default 10 / 5), WARMUP (default 1).
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,7 +34,6 @@ mkdir -p "$state" "$out"
 # --- peers ---------------------------------------------------------------------------------
 missing=()
 command -v parallel-ssh >/dev/null || missing+=(pssh)
-command -v hyperfine >/dev/null || missing+=(hyperfine)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)" >&2
   apt-get update -qq
@@ -104,11 +106,11 @@ EOF
   for c in "true" "cat /etc/os-release"; do
     tag=$([ "$c" = true ] && echo true || echo os-release)
     echo "== N=$n: $c" >&2
-    hyperfine -N --warmup "${WARMUP:-1}" --runs "$runs" --style none --export-json "$work/$tag.json" \
-      -n ferry "$fanout --hosts-path $work/hosts.yaml --ssh-config $cfg --known-hosts $tb/known_hosts --cmd '$c'" \
-      -n parallel-ssh "parallel-ssh -p $n -t 60 -h $work/hosts.txt -l root -x '-F $cfg' '$c'" \
-      -n ansible "$state/venv/bin/ansible all -i $work/inventory.ini -f $n -m command -a '$c'" \
-      -n ssh-loop "$work/loop.sh $c" >&2
+    python3 bench/fanout/measure.py --warmup "${WARMUP:-1}" --runs "$runs" --out "$work/$tag.json" \
+      "ferry=$fanout --hosts-path $work/hosts.yaml --ssh-config $cfg --known-hosts $tb/known_hosts --cmd '$c'" \
+      "parallel-ssh=parallel-ssh -p $n -t 60 -h $work/hosts.txt -l root -x '-F $cfg' '$c'" \
+      "ansible=$state/venv/bin/ansible all -i $work/inventory.ini -f $n -m command -a '$c'" \
+      "ssh-loop=$work/loop.sh $c"
     # ferry warm: rounds over open connections, timed in the process.
     "$fanout" --hosts-path "$work/hosts.yaml" --ssh-config "$cfg" --known-hosts "$tb/known_hosts" \
       --cmd "$c" --warm-rounds 10 >"$work/$tag.warm.json"
@@ -138,8 +140,12 @@ for n, tag, r, w in rows:
           f"{f['median']/p['median']:.2f} | {f['median']/a['median']:.2f} | "
           f"{w['warm_min_ms']:.0f} / {w['warm_median_ms']:.0f} |")
 print()
-print("Cold columns: wall seconds per run, min / median (hyperfine). Ratios: medians.")
+print("Cold columns: wall seconds per run, min / median, runs interleaved across tools (measure.py). Ratios: medians.")
 print("ferry warm: one round on open connections inside the process, ms, min / median of 10.")
+for n, tag, r, w in rows:
+    for name, x in r.items():
+        if x.get("failures"):
+            print(f"- N={n} {tag}: {name} failed {x['failures']} run(s) (some host did not answer); those runs are not in the times")
 for n, tag, r, w in rows:
     print(f"- N={n} {tag}: ferry in-process phases (ms): connect {w['connect_ms']:.0f}, first round {w['first_round_ms']:.0f}, close {w['close_ms']:.0f}, total {w['total_ms']:.0f}")
 PY
