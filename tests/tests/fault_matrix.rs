@@ -1,7 +1,8 @@
 //! The fault-injection matrix: for every step of the MKE 3 → MKE 4k flow on a 3-manager,
 //! 5-worker fake cluster,
-//! (a) the step fails (its last backend call, so that the most of it is half done) → the run
-//!     rolls back and the whole fake world has the digest it had before the run;
+//! (a) the step fails, at its first backend call and at its last (so that the most of it is half
+//!     done) → the run rolls back and the whole fake world has the digest it had before the
+//!     run;
 //! (b) SIGINT during the step → the same;
 //! (c) the process dies right after the step (the engine is dropped) → `rollback` from the
 //!     journal restores the start digest, and `resume` reaches the digest of an uninterrupted
@@ -23,6 +24,7 @@ use ferry_tests::Harness;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
+    FailFirst,
     Fail,
     Sigint,
     CrashThenRollback,
@@ -69,14 +71,14 @@ fn reference() -> Reference {
     })
 }
 
-fn fault(r: &Reference, key: &StepKey, action: FaultAction) -> Fault {
+fn fault(r: &Reference, key: &StepKey, action: FaultAction, last: bool) -> Fault {
     let n = r.calls.get(&key.to_string()).copied().unwrap_or(0);
     let when = if n == 0 {
         FaultWhen::StepStart { key: key.clone() }
     } else {
         FaultWhen::Step {
             key: key.clone(),
-            nth: if action == FaultAction::Fail { n } else { 1 },
+            nth: if last { n } else { 1 },
         }
     };
     Fault { when, action }
@@ -102,13 +104,13 @@ fn diff(h: &Harness, want: &str) -> String {
 async fn run_case(r: &Reference, key: &StepKey, sc: Scenario) -> Result<(), String> {
     let mut h = Harness::new();
     match sc {
-        Scenario::Fail | Scenario::Sigint => {
-            let action = if sc == Scenario::Fail {
-                FaultAction::Fail
-            } else {
+        Scenario::FailFirst | Scenario::Fail | Scenario::Sigint => {
+            let action = if sc == Scenario::Sigint {
                 FaultAction::Interrupt
+            } else {
+                FaultAction::Fail
             };
-            h.world.inject(fault(r, key, action));
+            h.world.inject(fault(r, key, action, sc == Scenario::Fail));
             let fin = h.upgrade().await.map_err(|e| format!("error: {e}"))?;
             if !h.world.faults_fired() {
                 return Err("the fault never fired".into());
@@ -171,6 +173,7 @@ fn every_step_fails_interrupts_and_crashes_back_to_a_known_state() {
     let mut cases = Vec::new();
     for k in &r.steps {
         for sc in [
+            Scenario::FailFirst,
             Scenario::Fail,
             Scenario::Sigint,
             Scenario::CrashThenRollback,
@@ -203,7 +206,7 @@ fn every_step_fails_interrupts_and_crashes_back_to_a_known_state() {
     }
     let failures = failures.lock().unwrap();
     println!(
-        "fault-injection matrix: {} steps x 4 scenarios = {total} cases, {} passed, {} failed",
+        "fault-injection matrix: {} steps x 5 scenarios = {total} cases, {} passed, {} failed",
         r.steps.len(),
         total - failures.len(),
         failures.len()

@@ -23,6 +23,8 @@ async fn a_full_upgrade_moves_every_node_to_k0s_and_removes_mke3() {
     );
     assert!(summary.contains("MKE 3.7.15 was uninstalled from the cluster successfully."));
     assert!(mke4_yaml.contains("mke.example.com"), "{mke4_yaml}");
+    let kept = std::fs::read_to_string(h.state_dir().join("upgrade-summary.txt")).unwrap();
+    assert_eq!(kept, summary);
     assert_ne!(h.world.digest(), start);
     let s = h.world.state();
     for (name, host) in &s.hosts {

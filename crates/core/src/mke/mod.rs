@@ -633,6 +633,12 @@ async fn finish(
         Outcome::Completed => {
             release_hosts(ctx, log).await;
             let (summary, yaml) = steps::summary(ctx).map_err(|e| MkeError::Discover(e.message))?;
+            // Kept with the run's other files, as mkectl's output folder keeps its summary.
+            if let Err(e) = ctx.write_state(steps::SUMMARY_FILE, summary.as_bytes()) {
+                log.warn(format!(
+                    "cannot keep the summary in the state directory: {e}"
+                ));
+            }
             log.info("Upgrade to MKE 4k completed successfully");
             Finish::Completed {
                 summary,

@@ -41,6 +41,7 @@ pub const TOML_FILE: &str = "mke3.toml";
 pub const EXPORT_FILE: &str = "mke3-rbac-export.json";
 pub const MKE4_FILE: &str = "mke4.yaml";
 pub const RBAC_FILE: &str = "rbac.yaml";
+pub const SUMMARY_FILE: &str = "upgrade-summary.txt";
 
 const ETCD_FLAGS: [&str; 4] = [
     "--endpoints=https://127.0.0.1:12379",
@@ -173,7 +174,7 @@ impl Ctx {
         std::fs::read(&p).map_err(|e| StepError::new(format!("cannot read {}: {e}", p.display())))
     }
 
-    fn write_state(&self, file: &str, data: &[u8]) -> Result<(), StepError> {
+    pub(crate) fn write_state(&self, file: &str, data: &[u8]) -> Result<(), StepError> {
         let p = self.state_dir.join(file);
         let tmp = self.state_dir.join(format!(".{file}.tmp"));
         let write = || -> std::io::Result<()> {
