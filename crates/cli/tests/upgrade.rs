@@ -390,3 +390,34 @@ fn the_binary_says_it_cannot_reach_a_real_cluster_yet() {
     );
     assert!(!env.state().join("journal.jsonl").exists());
 }
+
+#[test]
+fn a_second_run_is_refused_naming_the_owner_of_the_lock() {
+    use ferry_core::lock::{LockOwner, RunLock};
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    // Another ferry run holds the state directory.
+    let other = LockOwner {
+        owner: "alice@admin-box".into(),
+        pid: 4242,
+        run_id: "1790000000-00001".into(),
+        since_unix: 1_790_000_000,
+    };
+    let held = RunLock::acquire(&env.state(), &other).unwrap();
+    let r = env.upgrade(&[]);
+    assert_eq!(r.code, exit::FAILED, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "another ferry run holds the lock on {}: alice@admin-box (pid 4242, run 1790000000-00001)"
+                .replace("{}", &env.state().join("lock").display().to_string())
+                .as_str()
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(env.world.mutating_calls().is_empty());
+    assert_eq!(env.world.digest(), start);
+    drop(held);
+    assert_eq!(env.upgrade(&[]).code, exit::OK);
+}
