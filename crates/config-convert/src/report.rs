@@ -188,23 +188,7 @@ pub fn toml_inline(v: &toml::Value) -> String {
 
 /// The source TOML regrouped into Not supported / Supported / Disabled (skipped) / Unknown.
 pub fn sorted_toml(c: &Conversion) -> String {
-    let mut out = String::new();
-    out.push_str(&boxed(BANNER));
-    out.push_str("\n\n");
-    let titles = |s: Status| match s {
-        Status::NotSupported => "Not supported",
-        Status::Converted => "Supported",
-        Status::Skipped => "Disabled (skipped)",
-        Status::Unknown => "Unknown",
-    };
-    let mut first = true;
-    for (status, keys) in groups(c) {
-        if !first {
-            out.push('\n');
-        }
-        first = false;
-        out.push_str(&boxed(titles(status)));
-        out.push('\n');
+    framed(c, "Disabled (skipped)", |keys, out| {
         let mut root = Node::default();
         for k in keys {
             root.insert(&k.segments, &k.value, k.def.map(|d| d.kind));
@@ -237,6 +221,32 @@ pub fn sorted_toml(c: &Conversion) -> String {
             blocks.push(s);
         }
         out.push_str(&blocks.join("\n"));
+    })
+}
+
+/// The banner, then one box per group (Not supported, Supported, `skipped_title`, and Unknown
+/// when there is something in it) followed by the body `write_group` renders for its keys.
+fn framed(
+    c: &Conversion,
+    skipped_title: &str,
+    mut write_group: impl FnMut(Vec<&KeyReport>, &mut String),
+) -> String {
+    let mut out = String::new();
+    out.push_str(&boxed(BANNER));
+    out.push_str("\n\n");
+    for (i, (status, keys)) in groups(c).into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let title = match status {
+            Status::NotSupported => "Not supported",
+            Status::Converted => "Supported",
+            Status::Skipped => skipped_title,
+            Status::Unknown => "Unknown",
+        };
+        out.push_str(&boxed(title));
+        out.push('\n');
+        write_group(keys, &mut out);
     }
     if !out.ends_with('\n') {
         out.push('\n');
@@ -271,23 +281,7 @@ impl TitleNode {
 
 /// The tree of setting titles per group.
 pub fn human_readable(c: &Conversion) -> String {
-    let mut out = String::new();
-    out.push_str(&boxed(BANNER));
-    out.push_str("\n\n");
-    let titles = |s: Status| match s {
-        Status::NotSupported => "Not supported",
-        Status::Converted => "Supported",
-        Status::Skipped => "Disabled in MKE3 (Skipped)",
-        Status::Unknown => "Unknown",
-    };
-    let mut first = true;
-    for (status, keys) in groups(c) {
-        if !first {
-            out.push('\n');
-        }
-        first = false;
-        out.push_str(&boxed(titles(status)));
-        out.push('\n');
+    framed(c, "Disabled in MKE3 (Skipped)", |keys, out| {
         let mut root = TitleNode::default();
         for k in keys {
             let Some((last, parents)) = k.segments.split_last() else {
@@ -303,9 +297,8 @@ pub fn human_readable(c: &Conversion) -> String {
             };
             node.titles.push(title);
         }
-        root.write(0, &mut out);
-    }
-    out
+        root.write(0, out);
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
