@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 
 use ferry_core::journal::Replay;
-use ferry_core::mke::{self, Finish, Inputs, Session};
+use ferry_core::mke::{self, Finish, Session};
 
-use super::upgrade::{
-    BackendRequest, LogArgs, Runtime, UpgradeError, drive, password, report_error, state_dir,
-};
+use super::upgrade::{LogArgs, Runtime, drive, journaled_backends, report_error, state_dir};
 use crate::{CliError, Format, Output, exit};
 
 #[derive(Debug, clap::Args)]
@@ -56,35 +54,16 @@ pub fn run_rollback_with(
         ));
         return Ok(exit::FAILED);
     }
-    let inputs: Inputs = match replay
-        .inputs
-        .get("inputs")
-        .cloned()
-        .map(serde_json::from_value)
-    {
-        Some(Ok(i)) => i,
-        _ => {
-            out.error(&CliError::Usage(format!(
-                "the journal in {} does not hold the inputs of an MKE upgrade",
-                state.display()
-            )));
-            return Ok(exit::FAILED);
-        }
+    let Some(backends) = journaled_backends(
+        rt,
+        &replay,
+        &state,
+        args.mke3_admin_password.as_deref(),
+        out,
+    )?
+    else {
+        return Ok(exit::FAILED);
     };
-    let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
-    let backends = match rt.backends.backends(&BackendRequest {
-        hosts: &inputs.hosts,
-        username: &inputs.mke3_admin_username,
-        password: &pw,
-        external_address: &inputs.external_address,
-    }) {
-        Ok(b) => b,
-        Err(m) => {
-            out.error(&UpgradeError::Backends(m));
-            return Ok(exit::FAILED);
-        }
-    };
-    drop(pw);
     let r = drive(rt, args.log, out, |log| {
         mke::rollback(Session {
             backends,

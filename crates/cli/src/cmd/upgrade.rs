@@ -464,35 +464,16 @@ fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, 
             return Ok(exit::FAILED);
         }
     };
-    let inputs: Inputs = match replay
-        .inputs
-        .get("inputs")
-        .cloned()
-        .map(serde_json::from_value)
-    {
-        Some(Ok(i)) => i,
-        _ => {
-            out.error(&CliError::Usage(format!(
-                "the journal in {} does not hold the inputs of an MKE upgrade",
-                state.display()
-            )));
-            return Ok(exit::FAILED);
-        }
+    let Some(backends) = journaled_backends(
+        rt,
+        &replay,
+        &state,
+        args.mke3_admin_password.as_deref(),
+        out,
+    )?
+    else {
+        return Ok(exit::FAILED);
     };
-    let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
-    let backends = match rt.backends.backends(&BackendRequest {
-        hosts: &inputs.hosts,
-        username: &inputs.mke3_admin_username,
-        password: &pw,
-        external_address: &inputs.external_address,
-    }) {
-        Ok(b) => b,
-        Err(m) => {
-            out.error(&UpgradeError::Backends(m));
-            return Ok(exit::FAILED);
-        }
-    };
-    drop(pw);
     let r = drive(rt, args.log, out, |log| {
         mke::resume(Session {
             backends,
@@ -570,4 +551,43 @@ fn finish(
         Finish::Interrupted => {}
     }
     Ok(code)
+}
+
+/// The backends of a journaled run: its inputs read back from the journal, the password asked
+/// again (it is never journaled). `None` after the reason was printed.
+pub(crate) fn journaled_backends(
+    rt: &Runtime,
+    replay: &ferry_core::journal::Replay,
+    state: &std::path::Path,
+    password_flag: Option<&str>,
+    out: &mut Output<'_>,
+) -> Result<Option<ferry_core::mke::Backends>, CliError> {
+    let inputs: Inputs = match replay
+        .inputs
+        .get("inputs")
+        .cloned()
+        .map(serde_json::from_value)
+    {
+        Some(Ok(i)) => i,
+        _ => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of an MKE upgrade",
+                state.display()
+            )));
+            return Ok(None);
+        }
+    };
+    let pw = password(rt, password_flag, out)?;
+    match rt.backends.backends(&BackendRequest {
+        hosts: &inputs.hosts,
+        username: &inputs.mke3_admin_username,
+        password: &pw,
+        external_address: &inputs.external_address,
+    }) {
+        Ok(b) => Ok(Some(b)),
+        Err(m) => {
+            out.error(&UpgradeError::Backends(m));
+            Ok(None)
+        }
+    }
 }
