@@ -23,7 +23,7 @@ pub mod quote;
 pub mod redact;
 pub mod yaml;
 
-pub use connector::{SetupError, SshConnector, SshOptions};
+pub use connector::{SetupError, SshConnector, SshOptions, default_control_bases};
 pub use facts::{HostFacts, gather};
 pub use host::SshHost;
 pub use yaml::{HostsFileError, parse_hosts, read_hosts_file};
