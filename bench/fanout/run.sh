@@ -18,7 +18,7 @@
 # Cold runs are interleaved across the tools (bench/fanout/measure.py), so that load from other
 # processes on a shared machine falls on all of them alike.
 #
-# Environment: RUNS_10 / RUNS_50 (runs per tool, default 10 / 5), WARMUP (default 1).
+# Environment: RUNS_10 / RUNS_50 (runs per tool, default 10 / 10), WARMUP (default 1).
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -99,7 +99,7 @@ rc=0; for p in "\${pids[@]}"; do wait "\$p" || rc=1; done; exit \$rc
 EOF
   chmod +x "$work/loop.sh"
   printf '[defaults]\n' >"$work/ansible.cfg"
-  runs=$([ "$n" -ge 50 ] && echo "${RUNS_50:-5}" || echo "${RUNS_10:-10}")
+  runs=$([ "$n" -ge 50 ] && echo "${RUNS_50:-10}" || echo "${RUNS_10:-10}")
   export ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_SSH_ARGS="-o ControlMaster=no" \
     ANSIBLE_LOCAL_TEMP="$work/ansible-tmp" ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_NOCOLOR=1
 
