@@ -76,10 +76,22 @@ pub enum ClientError {
 }
 
 /// A logged-in MKE 3 API client.
+///
+/// MKE 3 sessions end (`auth.sessions.lifetime_minutes`, 60 by default) while a migration runs
+/// for hours, and a rollback may need the API late (to put the configuration back). So the
+/// client keeps the credentials it logged in with and, when an authenticated call is refused
+/// with 401, logs in once more and repeats the call once; a refused login is
+/// [`Mke3Error::Unauthorized`].
 pub struct Mke3Client {
     http: reqwest::Client,
     base: Url,
-    token: Secret<String>,
+    username: String,
+    password: Secret<String>,
+    /// The bearer token and how many logins produced it (so that calls refused at the same time
+    /// log in once, not once each).
+    token: std::sync::Mutex<(u64, Secret<String>)>,
+    /// Held while logging in again.
+    relogin: tokio::sync::Mutex<()>,
     options: Options,
 }
 
@@ -87,7 +99,9 @@ impl fmt::Debug for Mke3Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mke3Client")
             .field("base", &self.base.as_str())
-            .field("token", &self.token)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("token", &self.current_token().1)
             .finish_non_exhaustive()
     }
 }
@@ -376,16 +390,30 @@ impl Mke3Client {
         }
         let http = builder.build().map_err(|e| ClientError::Setup(chain(&e)))?;
 
-        let mut client = Mke3Client {
+        let client = Mke3Client {
             http,
             base,
-            token: Secret::new(String::new()),
+            username: username.to_string(),
+            password: password.clone(),
+            token: std::sync::Mutex::new((0, Secret::new(String::new()))),
+            relogin: tokio::sync::Mutex::new(()),
             options,
         };
-        let body = serde_json::json!({"username": username, "password": password.expose()});
-        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Setup(e.to_string()))?;
-        let url = client.url(&["auth", "login"], &[])?;
-        let (_, bytes) = client
+        client.log_in().await?;
+        tracing::debug!(url = %client.base, user = username, "logged in to MKE 3");
+        Ok(client)
+    }
+
+    /// `POST /auth/login` with the client's credentials; stores the new token.
+    async fn log_in(&self) -> Result<(), Mke3Error> {
+        let body =
+            serde_json::json!({"username": self.username, "password": self.password.expose()});
+        let body = serde_json::to_vec(&body).map_err(|e| Mke3Error::Shape {
+            endpoint: "POST /auth/login".into(),
+            detail: e.to_string(),
+        })?;
+        let url = self.url(&["auth", "login"], &[])?;
+        let (_, bytes) = self
             .call(Req {
                 method: Method::POST,
                 url,
@@ -399,12 +427,27 @@ impl Mke3Client {
             return Err(Mke3Error::Shape {
                 endpoint: "POST /auth/login".into(),
                 detail: "empty `auth_token`".into(),
-            }
-            .into());
+            });
         }
-        client.token = Secret::new(login.auth_token);
-        tracing::debug!(url = %client.base, user = username, "logged in to MKE 3");
-        Ok(client)
+        let mut token = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        *token = (token.0 + 1, Secret::new(login.auth_token));
+        Ok(())
+    }
+
+    /// The token in use and its login number.
+    fn current_token(&self) -> (u64, Secret<String>) {
+        self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Logs in again after a 401 on a call made with login number `seen`, unless another call
+    /// already did.
+    async fn relog_in(&self, seen: u64) -> Result<(), Mke3Error> {
+        let _one_at_a_time = self.relogin.lock().await;
+        if self.current_token().0 != seen {
+            return Ok(());
+        }
+        tracing::info!(url = %self.base, user = %self.username, "the MKE 3 session ended, logging in again");
+        self.log_in().await
     }
 
     /// The base URL.
@@ -441,9 +484,20 @@ impl Mke3Client {
         let endpoint = Self::endpoint(&req.method, &req.url);
         let mut backoff = self.options.backoff;
         let mut attempt = 0;
+        let mut logged_in_again = false;
         loop {
-            match self.attempt(&req, &endpoint).await {
+            let (login_no, token) = self.current_token();
+            match self.attempt(&req, &endpoint, &token).await {
                 Ok(ok) => return Ok(ok),
+                Err(a)
+                    if req.authed
+                        && !logged_in_again
+                        && matches!(a.error, Mke3Error::Unauthorized) =>
+                {
+                    logged_in_again = true;
+                    // Boxed: logging in is itself a call.
+                    Box::pin(self.relog_in(login_no)).await?;
+                }
                 Err(a) if a.transient && attempt < self.options.retries => {
                     attempt += 1;
                     let wait = a
@@ -466,20 +520,27 @@ impl Mke3Client {
         }
     }
 
-    async fn attempt(&self, req: &Req, endpoint: &str) -> Result<(HeaderMap, Vec<u8>), Attempt> {
+    async fn attempt(
+        &self,
+        req: &Req,
+        endpoint: &str,
+        token: &Secret<String>,
+    ) -> Result<(HeaderMap, Vec<u8>), Attempt> {
         let mut request = self
             .http
             .request(req.method.clone(), req.url.clone())
             .header(reqwest::header::ACCEPT, req.accept);
         if req.authed {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", self.token.expose()))
-                .map_err(|_| Attempt {
-                    error: Mke3Error::Shape {
-                        endpoint: "POST /auth/login".into(),
-                        detail: "the token is not a valid header value".into(),
-                    },
-                    transient: false,
-                    retry_after: None,
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                    Attempt {
+                        error: Mke3Error::Shape {
+                            endpoint: "POST /auth/login".into(),
+                            detail: "the token is not a valid header value".into(),
+                        },
+                        transient: false,
+                        retry_after: None,
+                    }
                 })?;
             value.set_sensitive(true);
             request = request.header(reqwest::header::AUTHORIZATION, value);

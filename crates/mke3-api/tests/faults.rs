@@ -52,11 +52,45 @@ async fn a_wrong_password_is_unauthorized_and_not_retried() {
 }
 
 #[tokio::test]
-async fn an_expired_token_is_unauthorized() {
+async fn an_ended_session_logs_in_again_and_repeats_the_call() {
     let sim = sim().await;
     let client = login(&sim, options(&sim)).await.unwrap();
     sim.expire_tokens();
+    let page = client.accounts(None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 10);
+    assert_eq!(count(&sim, "POST /auth/login"), 2);
+    // Refused once with the old token, then answered with the new one.
+    assert_eq!(count(&sim, "GET /enzi/v0/accounts"), 2);
+}
+
+#[tokio::test]
+async fn calls_refused_together_log_in_again_once() {
+    let sim = sim().await;
+    let client = std::sync::Arc::new(login(&sim, options(&sim)).await.unwrap());
+    sim.expire_tokens();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let c = std::sync::Arc::clone(&client);
+        calls.spawn(async move { c.ping().await });
+    }
+    while let Some(r) = calls.join_next().await {
+        assert_eq!(r.unwrap(), Ok(()));
+    }
+    assert_eq!(count(&sim, "POST /auth/login"), 2);
+}
+
+#[tokio::test]
+async fn a_refused_login_after_the_session_ended_is_unauthorized() {
+    let sim = sim().await;
+    let client = login(&sim, options(&sim)).await.unwrap();
+    sim.expire_tokens();
+    // The password was changed meanwhile: MKE 3 refuses the new login.
+    sim.inject(Fault::on("/auth/login", FaultKind::Status(401)).times(u32::MAX));
     assert_eq!(client.ping().await, Err(Mke3Error::Unauthorized));
+    assert_eq!(count(&sim, "POST /auth/login"), 2);
+    // No loop: the next call tries once more and stops there too.
+    assert_eq!(client.ping().await, Err(Mke3Error::Unauthorized));
+    assert_eq!(count(&sim, "POST /auth/login"), 3);
 }
 
 #[tokio::test]
