@@ -152,8 +152,8 @@ proptest! {
         }
     }
 
-    /// Arbitrary flag lists in all five lists never panic, and every item is accounted for in
-    /// the per-flag results.
+    /// Arbitrary flag lists in all five lists never panic, and every item is accounted for,
+    /// exactly once and in order, in the per-flag results.
     #[test]
     fn arbitrary_flag_lists(lists in prop::collection::vec(prop::collection::vec(flag_item(), 0..12), 5)) {
         let names = ["custom_kube_api_server_flags", "custom_kube_controller_manager_flags", "custom_kube_scheduler_flags", "custom_kubelet_flags", "custom_kube_proxy_flags"];
@@ -169,10 +169,24 @@ proptest! {
             if !converted {
                 continue;
             }
-            for item in items.iter().map(|i| i.trim()) {
-                let found = c.flags.iter().any(|f| f.source == *name && f.item.split(' ').chain(std::iter::once(f.item.as_str())).any(|part| part == item || f.item.contains(item)));
-                prop_assert!(found, "{}: {:?} not in the flag results", name, item);
+            // The results of this list, in order, spell out its items one by one: each result
+            // is one trimmed item, or a flag and the value item it took (joined by a space).
+            let items: Vec<&str> = items.iter().map(|i| i.trim()).collect();
+            let results: Vec<&str> = c.flags.iter().filter(|f| f.source == *name).map(|f| f.item.as_str()).collect();
+            let mut i = 0;
+            for r in &results {
+                prop_assert!(i < items.len(), "{}: result {:?} has no item left; items {:?}", name, r, items);
+                if *r == items[i] {
+                    i += 1;
+                } else {
+                    prop_assert!(
+                        i + 1 < items.len() && *r == format!("{} {}", items[i], items[i + 1]),
+                        "{}: result {:?} is not item {} ({:?}) nor it and the next; items {:?}", name, r, i, items[i], items
+                    );
+                    i += 2;
+                }
             }
+            prop_assert_eq!(i, items.len(), "{}: items without a result; items {:?}, results {:?}", name, items, results);
         }
         // A conversion either succeeds with a YAML that round-trips, or is refused with the report.
         match fc::convert(&text, &Options::default()) {
