@@ -4,7 +4,10 @@
 //! MKE 3 HTTPS API (`reference/mke3-api.md`), and [`export_rbac`] fills the
 //! `mke3-rbac-export.json` model of `ferry-rbac` page by page from any [`Mke3Api`].
 //!
-//! - **Login.** `POST /auth/login`; the bearer token is held as a [`Secret`] and never logged.
+//! - **Login.** `POST /auth/login`; the bearer token (and the password, kept to log in again)
+//!   are held as [`Secret`]s and never logged. When an authenticated call is refused with 401
+//!   (the MKE 3 session ended: 60 minutes by default, and a migration runs for hours) the client
+//!   logs in once more and repeats the call once; calls refused together share that login.
 //! - **TLS.** Verification is always on, against the public web roots plus the CA given with
 //!   [`Options::ca_cert_pem`] (MKE 3 clusters usually have their own CA). Only
 //!   [`Options::insecure_skip_tls_verify`] turns it off, with a warning.
