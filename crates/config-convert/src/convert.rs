@@ -529,6 +529,14 @@ impl Cx<'_> {
                 if !s.starts_with('/') {
                     return Err(format!("invalid value {s:?}: expected an absolute path"));
                 }
+                if !newer {
+                    // An unknown field would be refused (or the kubelet would silently move to
+                    // /var/lib/kubelet), and the root dir cannot change after install.
+                    return Err(format!(
+                        "kubelet.kubeletRootDir exists from MKE 4.1.3; not in {}: the kubelet would use /var/lib/kubelet (target 4.1.3 or later to keep {s})",
+                        spec.version
+                    ));
+                }
                 spec.kubelet.kubelet_root_dir = Some(s.to_string());
             }
             "cluster_config.kube_protect_kernel_defaults" => {
