@@ -10,9 +10,10 @@
 //!   with their controller and volumes; PodDisruptionBudgets. Lists follow `continue` tokens.
 //! - **Drain** cordons, refuses bare pods and `emptyDir` data unless allowed (before evicting
 //!   anything), leaves DaemonSet and mirror pods, evicts every other pod through the Eviction
-//!   API and retries an eviction a PodDisruptionBudget refuses (HTTP 429) until the timeout,
-//!   then reports [`ClusterError::EvictionBlocked`] with the PDB's name; it returns when the
-//!   evicted pods are gone.
+//!   API, up to [`EVICTIONS_AT_ONCE`] at once as `kubectl drain` does (a pod waiting for its
+//!   budget does not hold back the others), and retries an eviction a PodDisruptionBudget
+//!   refuses (HTTP 429) until the timeout, then reports [`ClusterError::EvictionBlocked`] with
+//!   the PDB's name; it returns when the evicted pods are gone.
 //! - **Apply** is server-side apply with field manager `ferry` (conflicts with other managers
 //!   are reported as [`ClusterError::Conflict`], not forced); kinds are resolved through API
 //!   discovery. **Get** of a missing object is `None`; **delete** of a missing one is `false`.
@@ -88,6 +89,10 @@ impl fmt::Debug for KubeCluster {
             .finish_non_exhaustive()
     }
 }
+
+/// Evictions of one drain in flight at once (each a request, then a retry every
+/// `poll_interval` while a PodDisruptionBudget blocks it).
+pub const EVICTIONS_AT_ONCE: usize = 16;
 
 /// Where the kubeconfig of `path` is: the file itself, or `kube.yml` of a bundle directory.
 pub fn kubeconfig_path(path: &Path) -> Result<PathBuf, KubeApiError> {
@@ -241,6 +246,29 @@ impl KubeCluster {
             }
             (false, _) => Api::all_with(self.client.clone(), &ar),
         })
+    }
+
+    /// Evicts `pod`, retrying while a PodDisruptionBudget blocks it, until `deadline`.
+    /// Returns the pod's `namespace/name`.
+    async fn evict_until_allowed(
+        &self,
+        pod: &Pod,
+        pdbs: &[Pdb],
+        deadline: Instant,
+    ) -> Result<String, ClusterError> {
+        loop {
+            match self.evict(pod, pdbs).await? {
+                None => return Ok(key(pod)),
+                Some(pdb) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(ClusterError::EvictionBlocked { pod: key(pod), pdb });
+                    }
+                    tracing::info!(pod = %key(pod), pdb = %pdb, "eviction blocked by a PodDisruptionBudget, retrying");
+                    tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
+                }
+            }
+        }
     }
 
     /// One eviction: `Ok(None)` when it went through (or the pod is gone), `Ok(Some(pdb))` when
@@ -617,23 +645,23 @@ impl ClusterApi for KubeCluster {
         } else {
             self.pdbs().await?
         };
-        for pod in &to_evict {
-            loop {
-                match self.evict(pod, &pdbs).await? {
-                    None => {
-                        report.evicted.push(key(pod));
-                        break;
-                    }
-                    Some(pdb) => {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            return Err(ClusterError::EvictionBlocked { pod: key(pod), pdb });
-                        }
-                        tracing::info!(pod = %key(pod), pdb = %pdb, "eviction blocked by a PodDisruptionBudget, retrying");
-                        tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
-                    }
-                }
-            }
+        // Every pod at once, each retrying its own PodDisruptionBudget, as `kubectl drain` does:
+        // one after another, a pod waiting for its budget (a replacement becoming ready
+        // elsewhere, often tens of seconds) would hold back every pod behind it. The first
+        // error ends the drain and drops the other evictions in flight.
+        {
+            use futures_util::stream::{self, StreamExt, TryStreamExt};
+            let pdbs = &pdbs;
+            // Built up front: a closure inside the stream trips async-trait's `Send` check.
+            let evictions: Vec<_> = to_evict
+                .iter()
+                .map(|pod| self.evict_until_allowed(pod, pdbs, deadline))
+                .collect();
+            let evicted: Vec<String> = stream::iter(evictions)
+                .buffer_unordered(EVICTIONS_AT_ONCE)
+                .try_collect()
+                .await?;
+            report.evicted.extend(evicted);
         }
         // Wait until the evicted pods are gone from the node.
         let api: Api<core::Pod> = Api::all(self.client.clone());

@@ -11,7 +11,9 @@
 //! - `POST .../pods/{name}/eviction` with the PodDisruptionBudget logic of the API server: a pod
 //!   covered by a PDB with `disruptionsAllowed` 0 gets **429** with the `DisruptionBudget` cause
 //!   naming the PDB; a successful eviction takes one allowed disruption and deletes the pod;
-//!   a pod covered by two PDBs gets 500; completed pods bypass PDBs;
+//!   a pod covered by two PDBs gets 500; completed pods bypass PDBs; with
+//!   [`KubeServer::heal_disruptions_after`] the disruption controller gives the disruption back
+//!   that long after the eviction (the evicted pod's replacement became ready elsewhere);
 //! - bearer-token auth (401 `Status` otherwise) and injectable faults ([`KubeFault`]): a status
 //!   code with a `Status` body, or a delay.
 //!
@@ -21,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_core::cluster::{Node, Pdb, Pod, Volume};
 use http_body_util::{BodyExt, Full};
@@ -134,6 +136,28 @@ struct State {
     log: Vec<String>,
     next_uid: u64,
     resource_version: u64,
+    /// See [`KubeServer::heal_disruptions_after`].
+    heal_after: Option<Duration>,
+    /// Disruptions to give back: the PDB and when.
+    heals: Vec<(Key, Instant)>,
+}
+
+impl State {
+    /// Gives back the disruptions whose time has come.
+    fn heal(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.heals.drain(..).partition(|(_, at)| *at <= now);
+        self.heals = later;
+        for (k, _) in due {
+            if let Some(pdb) = self.objects.get_mut(&k) {
+                let allowed = pdb
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                pdb["status"]["disruptionsAllowed"] = json!(allowed + 1);
+            }
+        }
+    }
 }
 
 /// A running server. Dropping it stops it.
@@ -369,6 +393,8 @@ impl KubeServer {
             log: Vec::new(),
             next_uid: 1,
             resource_version: 1,
+            heal_after: None,
+            heals: Vec::new(),
         };
         for n in &seed.nodes {
             state.insert(node_json(n));
@@ -432,6 +458,13 @@ impl KubeServer {
 
     pub fn inject(&self, fault: KubeFault) {
         lock(&self.state).faults.push(fault);
+    }
+
+    /// From now on, a disruption an eviction took from a PDB comes back `after` later, as the
+    /// disruption controller does once the evicted pod's replacement is ready. Without this a
+    /// disruption never comes back (no controller runs here).
+    pub fn heal_disruptions_after(&self, after: Duration) {
+        lock(&self.state).heal_after = Some(after);
     }
 
     /// Every request so far as `METHOD /path?query`.
@@ -574,6 +607,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
         })
         .collect();
     let mut st = lock(&state);
+    st.heal();
     route(&mut st, &method, &path, &q, &content_type, &body)
 }
 
@@ -903,6 +937,9 @@ fn evict(st: &mut State, ns: &str, name: &str) -> Response<Full<Bytes>> {
             }
             if let Some(pdb) = st.objects.get_mut(k) {
                 pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+            }
+            if let Some(after) = st.heal_after {
+                st.heals.push((k.clone(), Instant::now() + after));
             }
         }
     }
