@@ -1,6 +1,7 @@
 //! `ferry upgrade`, `ferry upgrade --resume` and `ferry rollback` through the CLI's library
-//! entry point, with the in-memory fakes of `ferry-core` as backends; and the binary, which says
-//! that it cannot reach a real cluster yet.
+//! entry point, with the in-memory fakes of `ferry-core` as backends; and the binary, which
+//! refuses to change a real cluster (its read-only `--dry-run` against real backends is in
+//! `tests/dry_run.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -21,12 +22,13 @@ use ferry_core::testing::{
 #[derive(Debug)]
 struct Fakes(World);
 
+#[async_trait::async_trait]
 impl BackendFactory for Fakes {
-    fn backends(&self, r: &BackendRequest<'_>) -> Result<Backends, String> {
+    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
         Ok(Backends {
             connector: Arc::new(FakeConnector::new(&self.0)),
             cluster: Arc::new(FakeCluster::new(&self.0)),
-            mke3: Arc::new(FakeMke3::new(&self.0, r.username, r.password.clone())),
+            mke3: Arc::new(FakeMke3::new(&self.0, &r.username, r.password.clone())),
         })
     }
 }
@@ -365,11 +367,11 @@ fn max_unavailable_is_never_zero() {
 }
 
 #[test]
-fn the_binary_says_it_cannot_reach_a_real_cluster_yet() {
+fn the_binary_refuses_to_change_a_real_cluster() {
     let env = Env::new();
-    let out = common::ferry()
-        .env("MKE3_ADMIN_PASSWORD", "whatever")
-        .args([
+    let upgrade = |extra: &[&str]| {
+        let mut c = common::ferry();
+        c.env("MKE3_ADMIN_PASSWORD", "whatever").args([
             "upgrade",
             "--hosts-path",
             env.path("hosts.yaml").to_str().unwrap(),
@@ -379,16 +381,25 @@ fn the_binary_says_it_cannot_reach_a_real_cluster_yet() {
             "mke.example.com",
             "--state-dir",
             env.state().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ]);
+        c.args(extra);
+        c.output().unwrap()
+    };
+    let out = upgrade(&[]);
     assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("ferry cannot reach a real cluster yet"),
+        err.contains("ferry does not change a real cluster yet"),
         "{err}"
     );
     assert!(!env.state().join("journal.jsonl").exists());
+    assert!(!env.state().join(ferry_core::lock::LOCK_FILE).exists());
+
+    // A dry run may go on, but needs the Kubernetes API.
+    let out = upgrade(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--kubeconfig"), "{err}");
 }
 
 #[test]

@@ -53,6 +53,16 @@ pub struct CheckArgs {
     /// Format of the report.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// The data directory whose free disk space is reported.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+}
+
+/// How ferry reaches the hosts over SSH (`ferry hosts check`, `ferry upgrade`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SshArgs {
     /// An ssh_config to use where ferry sets nothing (default: ~/.ssh/config when it exists).
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
@@ -67,11 +77,44 @@ pub struct CheckArgs {
     #[arg(long)]
     pub insecure_no_host_key_check: bool,
     /// Seconds to wait for each connect attempt (TCP and SSH banner).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
-    /// The data directory whose free disk space is reported.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
-    pub data_dir: String,
+}
+
+impl Default for SshArgs {
+    fn default() -> Self {
+        Self {
+            ssh_config: None,
+            known_hosts: None,
+            known_hosts_policy: None,
+            insecure_no_host_key_check: false,
+            connect_timeout: 10,
+        }
+    }
+}
+
+impl SshArgs {
+    /// The connector options, and whether some host of `specs` will be connected without
+    /// host key checking (allowed by --insecure-no-host-key-check; the caller warns).
+    pub fn options(&self, specs: &[HostSpec]) -> (SshOptions, bool) {
+        let policy = self.known_hosts_policy.map(|p| match p {
+            PolicyArg::Strict => KnownHostsPolicy::Strict,
+            PolicyArg::AcceptNew => KnownHostsPolicy::AcceptNew,
+            PolicyArg::Off => KnownHostsPolicy::Off,
+        });
+        let off = specs
+            .iter()
+            .any(|s| policy.unwrap_or(s.known_hosts_policy) == KnownHostsPolicy::Off);
+        let opts = SshOptions {
+            known_hosts_policy: policy,
+            allow_no_host_key_check: self.insecure_no_host_key_check,
+            known_hosts_file: self.known_hosts.clone(),
+            ssh_config: self.ssh_config.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            ..SshOptions::default()
+        };
+        (opts, off && self.insecure_no_host_key_check)
+    }
 }
 
 pub fn run(c: &HostsCommand, out: &mut Output<'_>) -> Result<u8, CliError> {
@@ -109,30 +152,10 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
             message: format!(" {other}"),
         },
     })?;
-    if args.connect_timeout == 0 {
-        return Err(CliError::Usage(
-            "--connect-timeout must be at least 1".into(),
-        ));
-    }
-    let policy = args.known_hosts_policy.map(|p| match p {
-        PolicyArg::Strict => KnownHostsPolicy::Strict,
-        PolicyArg::AcceptNew => KnownHostsPolicy::AcceptNew,
-        PolicyArg::Off => KnownHostsPolicy::Off,
-    });
-    let off = specs
-        .iter()
-        .any(|s| policy.unwrap_or(s.known_hosts_policy) == KnownHostsPolicy::Off);
-    if off && args.insecure_no_host_key_check {
+    let (opts, unchecked) = args.ssh.options(&specs);
+    if unchecked {
         out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
     }
-    let opts = SshOptions {
-        known_hosts_policy: policy,
-        allow_no_host_key_check: args.insecure_no_host_key_check,
-        known_hosts_file: args.known_hosts.clone(),
-        ssh_config: args.ssh_config.clone(),
-        connect_timeout: Duration::from_secs(args.connect_timeout),
-        ..SshOptions::default()
-    };
     let connector = SshConnector::new(opts).map_err(|e| CliError::Usage(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use ferry_core::journal::Replay;
 use ferry_core::mke::{self, Finish, Session};
 
-use super::upgrade::{LogArgs, Runtime, drive, journaled_backends, report_error, state_dir};
+use super::upgrade::{
+    LogArgs, RemoteArgs, Runtime, drive, journaled_request, report_error, state_dir, with_backends,
+};
 use crate::{CliError, Format, Output, exit};
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +27,8 @@ pub struct RollbackArgs {
     /// MKE3_ADMIN_PASSWORD or the prompt).
     #[arg(long, value_name = "PASSWORD")]
     pub mke3_admin_password: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -54,25 +58,29 @@ pub fn run_rollback_with(
         ));
         return Ok(exit::FAILED);
     }
-    let Some(backends) = journaled_backends(
+    let Some(request) = journaled_request(
         rt,
         &replay,
         &state,
         args.mke3_admin_password.as_deref(),
+        &args.remote,
         out,
     )?
     else {
         return Ok(exit::FAILED);
     };
     let r = drive(rt, args.log, out, |log| {
-        mke::rollback(Session {
-            backends,
-            state_dir: state,
-            log,
-            interrupts: rt.interrupts.clone(),
-            hooks: rt.hooks.clone(),
+        with_backends(rt, request, move |backends| {
+            mke::rollback(Session {
+                backends,
+                state_dir: state,
+                log,
+                interrupts: rt.interrupts.clone(),
+                hooks: rt.hooks.clone(),
+            })
         })
-    });
+    })
+    .and_then(|r| r);
     Ok(match r {
         Err(e) => {
             out.error(&e);

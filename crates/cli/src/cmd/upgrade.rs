@@ -3,9 +3,12 @@
 //! comes from, how the backends are made, how the run's log reaches the terminal, and how an
 //! outcome maps to an exit code.
 //!
-//! The real SSH, Kubernetes and MKE 3 backends are not wired in yet: the binary says so and
-//! changes nothing. Tests drive [`run_upgrade_with`] (through [`crate::run_with`]) with the
-//! in-memory fakes of `ferry-core`.
+//! Against a real cluster the binary runs the read-only part only: `ferry upgrade --dry-run`
+//! connects over SSH, reads MKE 3 and Kubernetes, runs the checks and prints the plan
+//! ([`RealBackends`]). The steps that change a cluster, `--resume` and `ferry rollback` are
+//! exercised against the in-memory fakes of `ferry-core` only (tests drive
+//! [`run_upgrade_with`] through [`crate::run_with`]), and the binary refuses them until they
+//! have run against a real MKE 3 cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,31 +24,98 @@ use crate::{CliError, Format, Output, exit, fsio};
 /// The environment variable holding the MKE 3 admin password.
 pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
 
-/// What the binary says while no real backend is wired in.
-pub const NO_REAL_CLUSTER: &str = "ferry cannot reach a real cluster yet: the SSH, Kubernetes and MKE 3 backends are not wired into `ferry upgrade` in this build, so nothing was contacted and nothing was changed (the upgrade engine is exercised against in-memory fakes by the test suite)";
+/// What the binary says when asked to change a real cluster.
+pub const NO_REAL_CHANGES: &str = "ferry does not change a real cluster yet: against a real cluster only `ferry upgrade --dry-run` runs (read-only: connect, gather facts, checks, plan); the upgrade steps, --resume and rollback are exercised against in-memory fakes by the test suite. Nothing was contacted and nothing was changed";
+
+/// How to reach the MKE 3 cluster: its hosts over SSH (the hosts file says which), its
+/// Kubernetes API and its MKE 3 API.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RemoteArgs {
+    #[command(flatten)]
+    pub ssh: super::hosts::SshArgs,
+    /// The Kubernetes API of the MKE 3 cluster: the admin client bundle directory (its kube.yml
+    /// is used) or a kubeconfig file.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The MKE 3 API (default: https://<external address>).
+    #[arg(long, value_name = "URL")]
+    pub mke3_url: Option<String>,
+    /// PEM of the CA that signed the MKE 3 API certificate (the client bundle's ca.pem).
+    #[arg(long, value_name = "PEM")]
+    pub mke3_ca_cert: Option<PathBuf>,
+    /// Do not verify the MKE 3 API certificate (anyone on the path can read the password).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+}
 
 /// What a backend factory is given.
-#[derive(Debug)]
-pub struct BackendRequest<'a> {
-    pub hosts: &'a [HostSpec],
-    pub username: &'a str,
-    pub password: &'a Secret<String>,
-    pub external_address: &'a str,
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    pub hosts: Vec<HostSpec>,
+    pub username: String,
+    pub password: Secret<String>,
+    pub external_address: String,
+    pub remote: RemoteArgs,
+    /// Only reads will be made (`--dry-run`).
+    pub read_only: bool,
 }
 
-/// Makes the backends of a run.
+/// Makes the backends of a run. Called inside the run's async runtime: the Kubernetes and
+/// HTTP clients keep tasks on it.
+#[async_trait::async_trait]
 pub trait BackendFactory: Send + Sync + std::fmt::Debug {
     /// The backends, or why they cannot be made (a message for the operator).
-    fn backends(&self, request: &BackendRequest<'_>) -> Result<Backends, String>;
+    async fn backends(&self, request: BackendRequest) -> Result<Backends, String>;
 }
 
-/// The factory of this build: none of the real backends is wired in yet.
+/// The factory of the binary: OpenSSH for the hosts, the Kubernetes API from the client bundle,
+/// the MKE 3 API logged in with the admin credentials; read-only runs only (see
+/// [`NO_REAL_CHANGES`]).
 #[derive(Debug, Default)]
-pub struct NoRealBackends;
+pub struct RealBackends;
 
-impl BackendFactory for NoRealBackends {
-    fn backends(&self, _request: &BackendRequest<'_>) -> Result<Backends, String> {
-        Err(NO_REAL_CLUSTER.to_string())
+#[async_trait::async_trait]
+impl BackendFactory for RealBackends {
+    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
+        if !r.read_only {
+            return Err(NO_REAL_CHANGES.to_string());
+        }
+        let Some(kubeconfig) = &r.remote.kubeconfig else {
+            return Err("a run against a real cluster needs its Kubernetes API: --kubeconfig <the MKE 3 admin client bundle directory, or its kube.yml>".into());
+        };
+        let mut options = ferry_mke3_api::Options::new(
+            r.remote
+                .mke3_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{}", r.external_address)),
+        );
+        if let Some(ca) = &r.remote.mke3_ca_cert {
+            options.ca_cert_pem = Some(
+                std::fs::read(ca)
+                    .map_err(|e| format!("cannot read --mke3-ca-cert {}: {e}", ca.display()))?,
+            );
+        }
+        options.insecure_skip_tls_verify = r.remote.insecure_skip_tls_verify;
+        let url = options.url.clone();
+        // The command warned about hosts without host key checking.
+        let (ssh, _) = r.remote.ssh.options(&r.hosts);
+        let connector = ferry_ssh_exec::SshConnector::new(ssh)
+            .map_err(|e| format!("cannot set up SSH: {e}"))?;
+        let path = ferry_kube_api::kubeconfig_path(kubeconfig).map_err(|e| e.to_string())?;
+        let cluster = ferry_kube_api::KubeCluster::from_kubeconfig(
+            &path,
+            ferry_kube_api::KubeOptions::default(),
+        )
+        .await
+        .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?;
+        let mke3 = ferry_mke3_api::Mke3Client::login(options, &r.username, &r.password)
+            .await
+            .map_err(|e| format!("cannot log in to MKE 3 at {url}: {e}"))?;
+        Ok(Backends {
+            connector: Arc::new(connector),
+            cluster: Arc::new(cluster),
+            mke3: Arc::new(mke3),
+        })
     }
 }
 
@@ -76,10 +146,10 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// The process's own environment, terminal and signals, with [`NoRealBackends`].
+    /// The process's own environment, terminal and signals, with [`RealBackends`].
     pub fn process() -> Self {
         Self {
-            backends: Arc::new(NoRealBackends),
+            backends: Arc::new(RealBackends),
             interrupts: Interrupts::new(),
             listen_to_signals: true,
             env: Box::new(|k| std::env::var(k).ok()),
@@ -150,6 +220,10 @@ fn parse_max_unavailable(s: &str) -> Result<MaxUnavailable, String> {
 The MKE 3 admin password is read from MKE3_ADMIN_PASSWORD, or asked for on the terminal. \
 --mke3-admin-password works too but shows the password to every user of this machine.
 
+Against a real cluster this build runs --dry-run only (read-only: it connects to the hosts, \
+reads the Kubernetes API given with --kubeconfig and the MKE 3 API, runs the checks and prints \
+the plan); it refuses to change a real cluster, to --resume or to roll one back.
+
 Exit codes: 0 upgraded (or dry run with passing checks), 2 usage, 3 checks failed and nothing \
 changed, 4 failed and rolled back cleanly, 5 failed and the rollback is incomplete (see \
 `ferry rollback`), 130 interrupted twice (the journal is kept), 1 anything else (nothing changed).")]
@@ -204,6 +278,8 @@ pub struct UpgradeArgs {
     /// Go on when a host has less free disk than recommended.
     #[arg(long)]
     pub skip_disk_space_check: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub log: LogArgs,
     /// Format of the result (the dry-run plan, the checks, the summary).
@@ -286,15 +362,15 @@ impl LogSink for ChannelLog {
 }
 
 /// Runs a flow future on a new runtime, printing its log lines as they come.
-pub(crate) fn drive<F, Fut>(
+pub(crate) fn drive<F, Fut, T>(
     rt: &Runtime,
     log: LogArgs,
     out: &mut Output<'_>,
     make: F,
-) -> Result<Result<Finish, MkeError>, UpgradeError>
+) -> Result<T, UpgradeError>
 where
     F: FnOnce(Arc<dyn LogSink>) -> Fut,
-    Fut: std::future::Future<Output = Result<Finish, MkeError>>,
+    Fut: std::future::Future<Output = T>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -332,6 +408,24 @@ where
             }
         }
     }))
+}
+
+/// Makes the backends (inside the run's runtime), then runs `flow` on them.
+pub(crate) async fn with_backends<F, Fut>(
+    rt: &Runtime,
+    request: BackendRequest,
+    flow: F,
+) -> Result<Result<Finish, MkeError>, UpgradeError>
+where
+    F: FnOnce(Backends) -> Fut,
+    Fut: std::future::Future<Output = Result<Finish, MkeError>>,
+{
+    let backends = rt
+        .backends
+        .backends(request)
+        .await
+        .map_err(UpgradeError::Backends)?;
+    Ok(flow(backends).await)
 }
 
 /// The exit code of a finished upgrade or resume.
@@ -420,34 +514,35 @@ pub fn run_upgrade_with(
     probe
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    if args.remote.ssh.options(&inputs.hosts).1 {
+        out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
+    }
     let pw = password(rt, args.mke3_admin_password.as_deref(), out)?;
-    let backends = match rt.backends.backends(&BackendRequest {
-        hosts: &inputs.hosts,
-        username,
-        password: &pw,
-        external_address: external,
-    }) {
-        Ok(b) => b,
-        Err(m) => {
-            out.error(&UpgradeError::Backends(m));
-            return Ok(exit::FAILED);
-        }
-    };
-    drop(pw);
     let dry_run = args.dry_run;
+    let request = BackendRequest {
+        hosts: inputs.hosts.clone(),
+        username: username.to_string(),
+        password: pw,
+        external_address: external.to_string(),
+        remote: args.remote.clone(),
+        read_only: dry_run,
+    };
     let r = drive(rt, args.log, out, |log| {
-        mke::upgrade(
-            inputs,
-            Session {
-                backends,
-                state_dir: state,
-                log,
-                interrupts: rt.interrupts.clone(),
-                hooks: rt.hooks.clone(),
-            },
-            dry_run,
-        )
-    });
+        with_backends(rt, request, move |backends| {
+            mke::upgrade(
+                inputs,
+                Session {
+                    backends,
+                    state_dir: state,
+                    log,
+                    interrupts: rt.interrupts.clone(),
+                    hooks: rt.hooks.clone(),
+                },
+                dry_run,
+            )
+        })
+    })
+    .and_then(|r| r);
     finish(r, args.config_out.as_deref(), args.output, out)
 }
 
@@ -464,25 +559,29 @@ fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, 
             return Ok(exit::FAILED);
         }
     };
-    let Some(backends) = journaled_backends(
+    let Some(request) = journaled_request(
         rt,
         &replay,
         &state,
         args.mke3_admin_password.as_deref(),
+        &args.remote,
         out,
     )?
     else {
         return Ok(exit::FAILED);
     };
     let r = drive(rt, args.log, out, |log| {
-        mke::resume(Session {
-            backends,
-            state_dir: state,
-            log,
-            interrupts: rt.interrupts.clone(),
-            hooks: rt.hooks.clone(),
+        with_backends(rt, request, move |backends| {
+            mke::resume(Session {
+                backends,
+                state_dir: state,
+                log,
+                interrupts: rt.interrupts.clone(),
+                hooks: rt.hooks.clone(),
+            })
         })
-    });
+    })
+    .and_then(|r| r);
     finish(r, args.config_out.as_deref(), args.output, out)
 }
 
@@ -553,15 +652,16 @@ fn finish(
     Ok(code)
 }
 
-/// The backends of a journaled run: its inputs read back from the journal, the password asked
-/// again (it is never journaled). `None` after the reason was printed.
-pub(crate) fn journaled_backends(
+/// The backend request of a journaled run: its inputs read back from the journal, the password
+/// asked again (it is never journaled). `None` after the reason was printed.
+pub(crate) fn journaled_request(
     rt: &Runtime,
     replay: &ferry_core::journal::Replay,
     state: &std::path::Path,
     password_flag: Option<&str>,
+    remote: &RemoteArgs,
     out: &mut Output<'_>,
-) -> Result<Option<ferry_core::mke::Backends>, CliError> {
+) -> Result<Option<BackendRequest>, CliError> {
     let inputs: Inputs = match replay
         .inputs
         .get("inputs")
@@ -578,16 +678,12 @@ pub(crate) fn journaled_backends(
         }
     };
     let pw = password(rt, password_flag, out)?;
-    match rt.backends.backends(&BackendRequest {
-        hosts: &inputs.hosts,
-        username: &inputs.mke3_admin_username,
-        password: &pw,
-        external_address: &inputs.external_address,
-    }) {
-        Ok(b) => Ok(Some(b)),
-        Err(m) => {
-            out.error(&UpgradeError::Backends(m));
-            Ok(None)
-        }
-    }
+    Ok(Some(BackendRequest {
+        hosts: inputs.hosts,
+        username: inputs.mke3_admin_username,
+        password: pw,
+        external_address: inputs.external_address,
+        remote: remote.clone(),
+        read_only: false,
+    }))
 }
