@@ -19,17 +19,7 @@ use ferry_kube_api::testing::{KubeSeed, KubeServer, TOKEN};
 use ferry_mke3_sim::{Sim, SimOptions, generated_model};
 
 fn testbed() -> PathBuf {
-    let how = "start it with `sudo scripts/testbed up 5 && eval \"$(sudo scripts/testbed env)\"`, or run `scripts/test` (as root)";
-    let dir = std::env::var_os("FERRY_TESTBED_DIR").unwrap_or_else(|| {
-        panic!("SSH TESTBED MISSING: FERRY_TESTBED_DIR is not set, so `ferry upgrade --dry-run` on real backends cannot be tested: {how}")
-    });
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("hosts.yaml").is_file(),
-        "SSH TESTBED DOWN: {} has no hosts.yaml: {how}",
-        dir.display()
-    );
-    dir
+    common::testbed("`ferry upgrade --dry-run` on real backends")
 }
 
 fn s(p: &Path) -> &str {

@@ -4,6 +4,8 @@
 //! `scripts/test`); without it they FAIL and say how to start it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -32,17 +34,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn testbed() -> PathBuf {
-    let how = "start it with `sudo scripts/testbed up 5 && eval \"$(sudo scripts/testbed env)\"`, or run `scripts/test` (as root)";
-    let dir = std::env::var_os("FERRY_TESTBED_DIR").unwrap_or_else(|| {
-        panic!("SSH TESTBED MISSING: FERRY_TESTBED_DIR is not set, so `ferry hosts check` cannot be tested: {how}")
-    });
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("hosts.yaml").is_file(),
-        "SSH TESTBED DOWN: {} has no hosts.yaml: {how}",
-        dir.display()
-    );
-    dir
+    common::testbed("`ferry hosts check`")
 }
 
 fn s(p: &Path) -> &str {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use ferry_core::journal::Replay;
-use ferry_core::mke::{self, Finish, Session};
+use ferry_core::mke::{self, Finish};
 
 use super::upgrade::{
     LogArgs, RemoteArgs, Runtime, drive, journaled_request, report_error, state_dir, with_backends,
@@ -71,13 +71,7 @@ pub fn run_rollback_with(
     };
     let r = drive(rt, args.log, out, |log| {
         with_backends(rt, request, move |backends| {
-            mke::rollback(Session {
-                backends,
-                state_dir: state,
-                log,
-                interrupts: rt.interrupts.clone(),
-                hooks: rt.hooks.clone(),
-            })
+            mke::rollback(rt.session(backends, state, log))
         })
     })
     .and_then(|r| r);

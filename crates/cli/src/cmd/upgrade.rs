@@ -159,6 +159,24 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The session of a run on `backends`, with this runtime's interrupts and hooks.
+    pub(crate) fn session(
+        &self,
+        backends: Backends,
+        state_dir: PathBuf,
+        log: Arc<dyn LogSink>,
+    ) -> Session {
+        Session {
+            backends,
+            state_dir,
+            log,
+            interrupts: self.interrupts.clone(),
+            hooks: self.hooks.clone(),
+        }
+    }
+}
+
 /// Reads a line from `/dev/tty` with echo off (`stty -echo`).
 fn read_secret_from_tty() -> std::io::Result<String> {
     use std::io::BufRead;
@@ -529,17 +547,7 @@ pub fn run_upgrade_with(
     };
     let r = drive(rt, args.log, out, |log| {
         with_backends(rt, request, move |backends| {
-            mke::upgrade(
-                inputs,
-                Session {
-                    backends,
-                    state_dir: state,
-                    log,
-                    interrupts: rt.interrupts.clone(),
-                    hooks: rt.hooks.clone(),
-                },
-                dry_run,
-            )
+            mke::upgrade(inputs, rt.session(backends, state, log), dry_run)
         })
     })
     .and_then(|r| r);
@@ -572,13 +580,7 @@ fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, 
     };
     let r = drive(rt, args.log, out, |log| {
         with_backends(rt, request, move |backends| {
-            mke::resume(Session {
-                backends,
-                state_dir: state,
-                log,
-                interrupts: rt.interrupts.clone(),
-                hooks: rt.hooks.clone(),
-            })
+            mke::resume(rt.session(backends, state, log))
         })
     })
     .and_then(|r| r);

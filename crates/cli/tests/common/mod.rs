@@ -243,3 +243,21 @@ pub fn group(report: &str, title: &str) -> String {
         .map(|(_, b)| b)
         .unwrap_or_else(|| panic!("no group {title:?} in report:\n{report}"))
 }
+
+/// The SSH testbed's state directory (`FERRY_TESTBED_DIR`). Panics, saying how to start it,
+/// when it is missing or down: a test that needs it must not pass without it.
+pub fn testbed(what: &str) -> PathBuf {
+    let how = "start it with `sudo scripts/testbed up 5 && eval \"$(sudo scripts/testbed env)\"`, or run `scripts/test` (as root)";
+    let dir = std::env::var_os("FERRY_TESTBED_DIR").unwrap_or_else(|| {
+        panic!(
+            "SSH TESTBED MISSING: FERRY_TESTBED_DIR is not set, so {what} cannot be tested: {how}"
+        )
+    });
+    let dir = PathBuf::from(dir);
+    assert!(
+        dir.join("hosts.yaml").is_file(),
+        "SSH TESTBED DOWN: {} has no hosts.yaml: {how}",
+        dir.display()
+    );
+    dir
+}
