@@ -4,7 +4,9 @@
 //! with kube-rs.
 //!
 //! - **Kubeconfig** from a file, or from an MKE 3 client bundle directory (its `kube.yml`, with
-//!   certificate paths relative to the bundle): [`KubeCluster::from_kubeconfig`].
+//!   certificate paths relative to the bundle): [`KubeCluster::from_kubeconfig`]; or from the
+//!   bundle's zip as the MKE 3 API hands it out, read in memory so that the admin's key never
+//!   touches the disk: [`KubeCluster::from_client_bundle`].
 //! - **Reads**: server version; nodes with roles (`node-role.kubernetes.io/<role>` labels and
 //!   the older `kubernetes.io/role`), readiness, labels, InternalIP and kubelet version; pods
 //!   with their controller and volumes; PodDisruptionBudgets. Lists follow `continue` tokens.
@@ -50,6 +52,8 @@ pub const BUNDLE_KUBECONFIG: &str = "kube.yml";
 pub enum KubeApiError {
     #[error("{path}: {problem}")]
     Kubeconfig { path: PathBuf, problem: String },
+    #[error("the MKE 3 client bundle: {0}")]
+    Bundle(String),
     #[error("cannot set up the Kubernetes client: {0}")]
     Client(String),
 }
@@ -121,6 +125,69 @@ pub fn kubeconfig_path(path: &Path) -> Result<PathBuf, KubeApiError> {
     }
 }
 
+/// The `kube.yml` of a client bundle zip with every file it refers to (`certificate-authority`,
+/// `client-certificate`, `client-key`) replaced by its `-data` form, from the same zip.
+fn inline_bundle(zip: &[u8]) -> Result<String, KubeApiError> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let bad = |m: String| KubeApiError::Bundle(m);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip))
+        .map_err(|e| bad(format!("not a zip archive: {e}")))?;
+    // Bundles are small (a few KiB); refuse anything that is not, rather than inflate it.
+    const MAX_ENTRY: u64 = 1 << 20;
+    let mut read = |name: &str| -> Result<Vec<u8>, KubeApiError> {
+        let mut f = archive
+            .by_name(name)
+            .map_err(|_| bad(format!("{name} is not in the bundle")))?;
+        if f.size() > MAX_ENTRY {
+            return Err(bad(format!(
+                "{name} is {} bytes, more than a bundle holds",
+                f.size()
+            )));
+        }
+        let mut v = Vec::new();
+        f.by_ref()
+            .take(MAX_ENTRY)
+            .read_to_end(&mut v)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        Ok(v)
+    };
+    let text = String::from_utf8(read(BUNDLE_KUBECONFIG)?)
+        .map_err(|_| bad(format!("{BUNDLE_KUBECONFIG} is not UTF-8")))?;
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| bad(format!("{BUNDLE_KUBECONFIG}: {e}")))?;
+    let mut inline = |section: &str, inner: &str, keys: &[&str]| -> Result<(), KubeApiError> {
+        let Some(items) = doc.get_mut(section).and_then(|v| v.as_sequence_mut()) else {
+            return Ok(());
+        };
+        for item in items {
+            let Some(map) = item.get_mut(inner).and_then(|v| v.as_mapping_mut()) else {
+                continue;
+            };
+            for key in keys {
+                let Some(file) = map.get(*key).and_then(|v| v.as_str()).map(str::to_string) else {
+                    continue;
+                };
+                // Paths in a bundle are relative to it; an absolute one would name a file of
+                // the machine that made the bundle.
+                let name = file.trim_start_matches("./");
+                let data = read(name)?;
+                map.remove(*key);
+                map.insert(
+                    format!("{key}-data").into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(data)
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    };
+    inline("clusters", "cluster", &["certificate-authority"])?;
+    inline("users", "user", &["client-certificate", "client-key"])?;
+    serde_yaml::to_string(&doc).map_err(|e| bad(format!("{BUNDLE_KUBECONFIG}: {e}")))
+}
+
 impl KubeCluster {
     /// Reads a kubeconfig file, or the `kube.yml` of an MKE 3 client bundle directory, and uses
     /// its current context. Relative certificate paths are resolved against the file's
@@ -142,6 +209,29 @@ impl KubeCluster {
         )
         .await
         .map_err(|e| fail(error_chain(&e)))?;
+        config.connect_timeout = Some(options.connect_timeout);
+        config.read_timeout = Some(options.read_timeout);
+        config.write_timeout = Some(options.read_timeout);
+        Self::from_config(config, options)
+    }
+
+    /// Reads an MKE 3 client bundle, the zip that `GET /api/clientbundle` answers, in memory:
+    /// its `kube.yml`, with the files it names (`ca.pem`, `cert.pem`, `key.pem`) put inline, so
+    /// that the admin's private key never touches the disk.
+    pub async fn from_client_bundle(
+        zip: &[u8],
+        options: KubeOptions,
+    ) -> Result<KubeCluster, KubeApiError> {
+        let text = inline_bundle(zip)?;
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| {
+            KubeApiError::Bundle(format!("{BUNDLE_KUBECONFIG}: {}", error_chain(&e)))
+        })?;
+        let mut config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| KubeApiError::Bundle(format!("{BUNDLE_KUBECONFIG}: {}", error_chain(&e))))?;
         config.connect_timeout = Some(options.connect_timeout);
         config.read_timeout = Some(options.read_timeout);
         config.write_timeout = Some(options.read_timeout);

@@ -259,6 +259,81 @@ async fn an_mke3_client_bundle_directory_is_read_with_its_relative_certificates(
     );
 }
 
+/// The zip of `GET /api/clientbundle`, read in memory: the certificates kube.yml names come
+/// from the zip; a wrong CA is refused; a bundle without kube.yml or a file it names, or not a
+/// zip at all, is an error that says so.
+#[tokio::test]
+async fn an_mke3_client_bundle_zip_is_read_in_memory() {
+    let pki = ferry_mke3_sim::TestPki::generate().unwrap();
+    let server = KubeServer::start_tls(&seed(), pki.server_config().unwrap())
+        .await
+        .unwrap();
+    let zip = ferry_mke3_sim::client_bundle(&server.url(), &pki.ca_pem, Some(TOKEN)).unwrap();
+    let c = KubeCluster::from_client_bundle(&zip, options())
+        .await
+        .unwrap();
+    assert!(c.server().starts_with("https://127.0.0.1:"));
+    assert_eq!(c.nodes().await.unwrap().len(), 5);
+
+    let other =
+        ferry_mke3_sim::client_bundle(&server.url(), &pki.other_ca_pem, Some(TOKEN)).unwrap();
+    let c = KubeCluster::from_client_bundle(&other, options())
+        .await
+        .unwrap();
+    assert!(
+        matches!(c.nodes().await, Err(ClusterError::Unavailable(m)) if m.contains("certificate"))
+    );
+
+    let err = KubeCluster::from_client_bundle(b"not a zip", options())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the MKE 3 client bundle: not a zip archive"),
+        "{err}"
+    );
+
+    // Take key.pem out: kube.yml names it.
+    let without = rezip(&zip, |name| name != "key.pem");
+    let err = KubeCluster::from_client_bundle(&without, options())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the MKE 3 client bundle: key.pem is not in the bundle"
+    );
+    let without = rezip(&zip, |name| name != "kube.yml");
+    let err = KubeCluster::from_client_bundle(&without, options())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the MKE 3 client bundle: kube.yml is not in the bundle"
+    );
+}
+
+/// `zip` with only the entries `keep` accepts.
+fn rezip(zip: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..a.len() {
+        let mut f = a.by_index(i).unwrap();
+        if !keep(f.name()) {
+            continue;
+        }
+        let mut body = Vec::new();
+        f.read_to_end(&mut body).unwrap();
+        w.start_file(
+            f.name().to_string(),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        w.write_all(&body).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
 #[tokio::test]
 async fn lists_follow_continue_tokens() {
     let mut s = seed();

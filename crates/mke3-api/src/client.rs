@@ -450,6 +450,14 @@ impl Mke3Client {
         self.log_in().await
     }
 
+    /// The logged-in user's client bundle (`GET /api/clientbundle`): a zip with `kube.yml` and
+    /// the certificates it names; for the admin, the key to the cluster, so it stays in memory.
+    pub async fn client_bundle(&self) -> Result<Vec<u8>, Mke3Error> {
+        let url = self.url(&["api", "clientbundle"], &[])?;
+        let (_, bytes) = self.call(Req::get(url, "application/zip")).await?;
+        Ok(bytes)
+    }
+
     /// The base URL.
     pub fn url_base(&self) -> &str {
         self.base.as_str()

@@ -94,6 +94,30 @@ async fn a_refused_login_after_the_session_ended_is_unauthorized() {
 }
 
 #[tokio::test]
+async fn the_client_bundle_comes_back_as_served_or_not_found() {
+    let zip = ferry_mke3_sim::client_bundle("https://127.0.0.1:6443", "not a ca", None).unwrap();
+    let with = Sim::start(
+        generated_model(5, 1, 1, 5),
+        SimOptions {
+            client_bundle: Some(zip.clone()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = login(&with, options(&with)).await.unwrap();
+    assert_eq!(client.client_bundle().await.unwrap(), zip);
+
+    let without = sim().await;
+    let client = login(&without, options(&without)).await.unwrap();
+    let err = client.client_bundle().await.unwrap_err();
+    assert!(
+        matches!(&err, Mke3Error::NotFound(m) if m.contains("GET /api/clientbundle")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_token_and_password_never_show_in_debug_output() {
     let sim = sim().await;
     let client = login(&sim, options(&sim)).await.unwrap();

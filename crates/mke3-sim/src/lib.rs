@@ -7,6 +7,8 @@
 //! - `POST /auth/login` and bearer auth on every other call (401 with the eNZi error shape);
 //! - `GET /_ping`, `GET /version` (`{"Version": "ucp/<version>", ...}`);
 //! - `GET`/`PUT /api/ucp/config-toml` (the PUT answers `{"message": ...}`);
+//! - `GET /api/clientbundle`: the zip given in [`SimOptions::client_bundle`] (see
+//!   [`client_bundle`] to make one), 404 when none was given;
 //! - accounts, organisation members, teams, team members under both `/accounts/...` and
 //!   `/enzi/v0/accounts/...`, `GET /roles`, `GET /collections` (plain array, marker in the
 //!   `X-Next-Page-Start` header only) and `GET /collectionGrants`;
@@ -25,6 +27,56 @@
 //! matching requests through first, and then fires `times` times.
 
 mod tls;
+
+/// An MKE 3 admin client bundle as `GET /api/clientbundle` answers it: a zip holding `ca.pem`,
+/// `cert.pem`, `key.pem`, `cert.pub`, `env.sh`, `meta.json` and `kube.yml`, whose paths are
+/// relative to the bundle. `kube.yml` points at `kube_url` with `kube_ca_pem` as its CA; the
+/// client certificate is a fresh self-signed one, and `token` (when given) is added for test API
+/// servers that authenticate by bearer token.
+pub fn client_bundle(
+    kube_url: &str,
+    kube_ca_pem: &str,
+    token: Option<&str>,
+) -> Result<Vec<u8>, SimError> {
+    use std::io::Write as _;
+    let tls = |e: rcgen::Error| SimError::Tls(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(tls)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "admin");
+    let cert = params.self_signed(&key).map_err(tls)?;
+    let name = "ucp_mke.example.com:6443_admin";
+    let token_line = token
+        .map(|t| format!("    token: {t}\n"))
+        .unwrap_or_default();
+    let kube = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority: ca.pem\n    server: {kube_url}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\nkind: Config\npreferences: {{}}\nusers:\n- name: {name}\n  user:\n    client-certificate: cert.pem\n    client-key: key.pem\n{token_line}"
+    );
+    let files: [(&str, String); 7] = [
+        ("ca.pem", kube_ca_pem.to_string()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+        ("cert.pub", key.public_key_pem()),
+        ("env.sh", "export KUBECONFIG=\"${PWD}/kube.yml\"\n".into()),
+        (
+            "meta.json",
+            "{\"Name\":\"admin\",\"Description\":\"ferry test bundle\"}\n".into(),
+        ),
+        ("kube.yml", kube),
+    ];
+    let io = |e: std::io::Error| SimError::Bundle(e.to_string());
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (n, body) in files {
+        w.start_file(n, opts)
+            .map_err(|e| SimError::Bundle(e.to_string()))?;
+        w.write_all(body.as_bytes()).map_err(io)?;
+    }
+    let cursor = w.finish().map_err(|e| SimError::Bundle(e.to_string()))?;
+    Ok(cursor.into_inner())
+}
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +106,8 @@ pub enum SimError {
     Tls(String),
     #[error("cannot start a runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot write the client bundle: {0}")]
+    Bundle(String),
 }
 
 /// What the simulator serves besides the RBAC model.
@@ -64,6 +118,8 @@ pub struct SimOptions {
     /// The MKE version; `/version` answers `ucp/<version>`.
     pub version: String,
     pub config_toml: String,
+    /// What `GET /api/clientbundle` answers.
+    pub client_bundle: Option<Vec<u8>>,
 }
 
 impl Default for SimOptions {
@@ -73,6 +129,7 @@ impl Default for SimOptions {
             password: "orcaorcaorca".into(),
             version: "3.7.15".into(),
             config_toml: "[cluster_config]\n  calico_kdd = false\n".into(),
+            client_bundle: None,
         }
     }
 }
@@ -639,6 +696,16 @@ fn route(
             }),
             None,
         ),
+        (Method::GET, ["api", "clientbundle"]) => {
+            Answer::Respond(match &st.options.client_bundle {
+                Some(zip) => respond(StatusCode::OK, "application/zip", zip.clone()),
+                None => api_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "no client bundle in this simulator",
+                ),
+            })
+        }
         (Method::GET, ["api", "ucp", "config-toml"]) => Answer::Respond(respond(
             StatusCode::OK,
             "application/toml",
