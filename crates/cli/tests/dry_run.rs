@@ -109,14 +109,6 @@ fn a_dry_run_reads_the_real_cluster_and_changes_nothing() {
     let _stubs = DockerStubs::install(&dir, &names);
 
     // The MKE 3 API, on KDD, and the Kubernetes API with one Ready node per testbed host.
-    let sim = Sim::start_standalone(
-        generated_model(10, 1, 2, 10),
-        SimOptions {
-            config_toml: "[cluster_config]\n  calico_kdd = true\n".into(),
-            ..SimOptions::default()
-        },
-    )
-    .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -147,6 +139,18 @@ fn a_dry_run_reads_the_real_cluster_and_changes_nothing() {
             pdbs: Vec::new(),
         }))
         .unwrap();
+    // The admin client bundle MKE 3 hands out points at that Kubernetes API.
+    let some_ca = ferry_mke3_sim::TestPki::generate().unwrap().ca_pem;
+    let bundle = ferry_mke3_sim::client_bundle(&kube.url(), &some_ca, Some(TOKEN)).unwrap();
+    let sim = Sim::start_standalone(
+        generated_model(10, 1, 2, 10),
+        SimOptions {
+            config_toml: "[cluster_config]\n  calico_kdd = true\n".into(),
+            client_bundle: Some(bundle),
+            ..SimOptions::default()
+        },
+    )
+    .unwrap();
 
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = tmp.path().join("kube.yml");
@@ -154,36 +158,89 @@ fn a_dry_run_reads_the_real_cluster_and_changes_nothing() {
     let ca = tmp.path().join("ca.pem");
     std::fs::write(&ca, sim.ca_pem()).unwrap();
     let state = tmp.path().join("state");
-    let password = SimOptions::default().password;
 
+    // Without --kubeconfig (the admin client bundle from the MKE 3 API, as mkectl does it),
+    // then with one.
+    for kubeconfig_arg in [None, Some(&kubeconfig)] {
+        dry_run(&DryRun {
+            dir: &dir,
+            names: &names,
+            sim: &sim,
+            kube: &kube,
+            ca: &ca,
+            state: &state,
+            kubeconfig: kubeconfig_arg.map(PathBuf::as_path),
+        });
+    }
+    let bundles = sim
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/clientbundle"))
+        .count();
+    assert_eq!(
+        bundles, 1,
+        "the bundle is downloaded only without --kubeconfig"
+    );
+}
+
+struct DryRun<'a> {
+    dir: &'a Path,
+    names: &'a [String],
+    sim: &'a Sim,
+    kube: &'a KubeServer,
+    ca: &'a Path,
+    state: &'a Path,
+    kubeconfig: Option<&'a Path>,
+}
+
+/// Runs `ferry upgrade --dry-run` and checks what it printed and what reached the APIs.
+fn dry_run(t: &DryRun<'_>) {
+    let DryRun {
+        dir,
+        names,
+        sim,
+        kube,
+        ca,
+        state,
+        kubeconfig,
+    } = *t;
+    let password = SimOptions::default().password;
+    let url = sim.url();
+    let (hosts, ssh_config, known_hosts) = (
+        dir.join("hosts.yaml"),
+        dir.join("ssh_config"),
+        dir.join("known_hosts"),
+    );
+    let mut args = vec![
+        "upgrade",
+        "--dry-run",
+        "--hosts-path",
+        s(&hosts),
+        "--ssh-config",
+        s(&ssh_config),
+        "--known-hosts",
+        s(&known_hosts),
+        "--mke3-admin-username",
+        "admin",
+        "--external-address",
+        "mke.example.com",
+        "--mke3-url",
+        &url,
+        "--mke3-ca-cert",
+        s(ca),
+        "--state-dir",
+        s(state),
+        // The testbed hosts share this machine's 2 cores and its memory.
+        "--skip-cpu-cores-check",
+        "--skip-total-memory-check",
+    ];
+    if let Some(k) = kubeconfig {
+        args.extend(["--kubeconfig", s(k)]);
+    }
     let out = common::ferry()
         .env("MKE3_ADMIN_PASSWORD", &password)
-        .env("HOME", tmp.path())
-        .args([
-            "upgrade",
-            "--dry-run",
-            "--hosts-path",
-            s(&dir.join("hosts.yaml")),
-            "--ssh-config",
-            s(&dir.join("ssh_config")),
-            "--known-hosts",
-            s(&dir.join("known_hosts")),
-            "--mke3-admin-username",
-            "admin",
-            "--external-address",
-            "mke.example.com",
-            "--mke3-url",
-            &sim.url(),
-            "--mke3-ca-cert",
-            s(&ca),
-            "--kubeconfig",
-            s(&kubeconfig),
-            "--state-dir",
-            s(&state),
-            // The testbed hosts share this machine's 2 cores and its memory.
-            "--skip-cpu-cores-check",
-            "--skip-total-memory-check",
-        ])
+        .env("HOME", state)
+        .args(&args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

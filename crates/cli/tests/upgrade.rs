@@ -395,11 +395,14 @@ fn the_binary_refuses_to_change_a_real_cluster() {
     assert!(!env.state().join("journal.jsonl").exists());
     assert!(!env.state().join(ferry_core::lock::LOCK_FILE).exists());
 
-    // A dry run may go on, but needs the Kubernetes API.
-    let out = upgrade(&["--dry-run"]);
+    // A dry run goes on to the MKE 3 API, and says so when it is not there.
+    let out = upgrade(&["--dry-run", "--mke3-url", "https://127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--kubeconfig"), "{err}");
+    assert!(
+        err.contains("cannot log in to MKE 3 at https://127.0.0.1:1"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,8 +33,9 @@ pub const NO_REAL_CHANGES: &str = "ferry does not change a real cluster yet: aga
 pub struct RemoteArgs {
     #[command(flatten)]
     pub ssh: super::hosts::SshArgs,
-    /// The Kubernetes API of the MKE 3 cluster: the admin client bundle directory (its kube.yml
-    /// is used) or a kubeconfig file.
+    /// The Kubernetes API of the MKE 3 cluster: a client bundle directory (its kube.yml is used)
+    /// or a kubeconfig file. Default: the admin's client bundle, downloaded from the MKE 3 API
+    /// (GET /api/clientbundle) and kept in memory.
     #[arg(long, value_name = "FILE|DIR")]
     pub kubeconfig: Option<PathBuf>,
     /// The MKE 3 API (default: https://<external address>).
@@ -80,9 +81,6 @@ impl BackendFactory for RealBackends {
         if !r.read_only {
             return Err(NO_REAL_CHANGES.to_string());
         }
-        let Some(kubeconfig) = &r.remote.kubeconfig else {
-            return Err("a run against a real cluster needs its Kubernetes API: --kubeconfig <the MKE 3 admin client bundle directory, or its kube.yml>".into());
-        };
         let mut options = ferry_mke3_api::Options::new(
             r.remote
                 .mke3_url
@@ -101,16 +99,27 @@ impl BackendFactory for RealBackends {
         let (ssh, _) = r.remote.ssh.options(&r.hosts);
         let connector = ferry_ssh_exec::SshConnector::new(ssh)
             .map_err(|e| format!("cannot set up SSH: {e}"))?;
-        let path = ferry_kube_api::kubeconfig_path(kubeconfig).map_err(|e| e.to_string())?;
-        let cluster = ferry_kube_api::KubeCluster::from_kubeconfig(
-            &path,
-            ferry_kube_api::KubeOptions::default(),
-        )
-        .await
-        .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?;
         let mke3 = ferry_mke3_api::Mke3Client::login(options, &r.username, &r.password)
             .await
             .map_err(|e| format!("cannot log in to MKE 3 at {url}: {e}"))?;
+        let kube_options = ferry_kube_api::KubeOptions::default();
+        let cluster = match &r.remote.kubeconfig {
+            Some(k) => {
+                let path = ferry_kube_api::kubeconfig_path(k).map_err(|e| e.to_string())?;
+                ferry_kube_api::KubeCluster::from_kubeconfig(&path, kube_options)
+                    .await
+                    .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
+            }
+            // As mkectl does: the admin's client bundle, which never touches the disk.
+            None => {
+                let zip = mke3.client_bundle().await.map_err(|e| {
+                    format!("cannot download the admin client bundle from MKE 3 at {url} (or give one with --kubeconfig): {e}")
+                })?;
+                ferry_kube_api::KubeCluster::from_client_bundle(&zip, kube_options)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
         Ok(Backends {
             connector: Arc::new(connector),
             cluster: Arc::new(cluster),
@@ -239,8 +248,9 @@ The MKE 3 admin password is read from MKE3_ADMIN_PASSWORD, or asked for on the t
 --mke3-admin-password works too but shows the password to every user of this machine.
 
 Against a real cluster this build runs --dry-run only (read-only: it connects to the hosts, \
-reads the Kubernetes API given with --kubeconfig and the MKE 3 API, runs the checks and prints \
-the plan); it refuses to change a real cluster, to --resume or to roll one back.
+reads the MKE 3 API and the Kubernetes API (through the admin client bundle, or --kubeconfig), \
+runs the checks and prints the plan); it refuses to change a real cluster, to --resume or to \
+roll one back.
 
 Exit codes: 0 upgraded (or dry run with passing checks), 2 usage, 3 checks failed and nothing \
 changed, 4 failed and rolled back cleanly, 5 failed and the rollback is incomplete (see \
