@@ -393,6 +393,29 @@ fn the_binary_refuses_to_change_a_real_cluster() {
         "{err}"
     );
     assert!(!env.state().join("journal.jsonl").exists());
+    // Refused before the password is asked for: nobody types it for nothing.
+    let out = common::ferry()
+        .env_remove("MKE3_ADMIN_PASSWORD")
+        .args([
+            "upgrade",
+            "--hosts-path",
+            env.path("hosts.yaml").to_str().unwrap(),
+            "--mke3-admin-username",
+            "admin",
+            "--external-address",
+            "mke.example.com",
+            "--state-dir",
+            env.state().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)), "{err}");
+    assert!(!err.contains("password"), "{err}");
+    assert!(
+        err.contains("ferry does not change a real cluster yet"),
+        "{err}"
+    );
     assert!(!env.state().join(ferry_core::lock::LOCK_FILE).exists());
 
     // A dry run goes on to the MKE 3 API, and says so when it is not there.

@@ -65,6 +65,12 @@ pub struct BackendRequest {
 /// HTTP clients keep tasks on it.
 #[async_trait::async_trait]
 pub trait BackendFactory: Send + Sync + std::fmt::Debug {
+    /// Whether this factory serves a run that only reads (`true`) or also changes things;
+    /// asked before the password, so that nobody types it for a run that cannot happen.
+    fn serves(&self, read_only: bool) -> Result<(), String> {
+        let _ = read_only;
+        Ok(())
+    }
     /// The backends, or why they cannot be made (a message for the operator).
     async fn backends(&self, request: BackendRequest) -> Result<Backends, String>;
 }
@@ -77,10 +83,16 @@ pub struct RealBackends;
 
 #[async_trait::async_trait]
 impl BackendFactory for RealBackends {
-    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
-        if !r.read_only {
-            return Err(NO_REAL_CHANGES.to_string());
+    fn serves(&self, read_only: bool) -> Result<(), String> {
+        if read_only {
+            Ok(())
+        } else {
+            Err(NO_REAL_CHANGES.to_string())
         }
+    }
+
+    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
+        self.serves(r.read_only)?;
         let mut options = ferry_mke3_api::Options::new(
             r.remote
                 .mke3_url
@@ -542,6 +554,10 @@ pub fn run_upgrade_with(
     probe
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Err(m) = rt.backends.serves(args.dry_run) {
+        out.error(&UpgradeError::Backends(m));
+        return Ok(exit::FAILED);
+    }
     if args.remote.ssh.options(&inputs.hosts).1 {
         out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
     }
@@ -689,6 +705,10 @@ pub(crate) fn journaled_request(
             return Ok(None);
         }
     };
+    if let Err(m) = rt.backends.serves(false) {
+        out.error(&UpgradeError::Backends(m));
+        return Ok(None);
+    }
     let pw = password(rt, password_flag, out)?;
     Ok(Some(BackendRequest {
         hosts: inputs.hosts,
