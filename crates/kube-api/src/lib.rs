@@ -203,16 +203,7 @@ impl KubeCluster {
         };
         let kubeconfig =
             kube::config::Kubeconfig::read_from(&file).map_err(|e| fail(error_chain(&e)))?;
-        let mut config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .map_err(|e| fail(error_chain(&e)))?;
-        config.connect_timeout = Some(options.connect_timeout);
-        config.read_timeout = Some(options.read_timeout);
-        config.write_timeout = Some(options.read_timeout);
-        Self::from_config(config, options)
+        Self::from_parsed(kubeconfig, options, fail).await
     }
 
     /// Reads an MKE 3 client bundle, the zip that `GET /api/clientbundle` answers, in memory:
@@ -223,15 +214,26 @@ impl KubeCluster {
         options: KubeOptions,
     ) -> Result<KubeCluster, KubeApiError> {
         let text = inline_bundle(zip)?;
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| {
-            KubeApiError::Bundle(format!("{BUNDLE_KUBECONFIG}: {}", error_chain(&e)))
-        })?;
+        let fail =
+            |problem: String| KubeApiError::Bundle(format!("{BUNDLE_KUBECONFIG}: {problem}"));
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&text).map_err(|e| fail(error_chain(&e)))?;
+        Self::from_parsed(kubeconfig, options, fail).await
+    }
+
+    /// The client of a parsed kubeconfig's current context, with `options`' timeouts; `fail`
+    /// says where the kubeconfig came from.
+    async fn from_parsed(
+        kubeconfig: kube::config::Kubeconfig,
+        options: KubeOptions,
+        fail: impl Fn(String) -> KubeApiError,
+    ) -> Result<KubeCluster, KubeApiError> {
         let mut config = kube::Config::from_custom_kubeconfig(
             kubeconfig,
             &kube::config::KubeConfigOptions::default(),
         )
         .await
-        .map_err(|e| KubeApiError::Bundle(format!("{BUNDLE_KUBECONFIG}: {}", error_chain(&e))))?;
+        .map_err(|e| fail(error_chain(&e)))?;
         config.connect_timeout = Some(options.connect_timeout);
         config.read_timeout = Some(options.read_timeout);
         config.write_timeout = Some(options.read_timeout);

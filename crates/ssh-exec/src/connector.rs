@@ -159,30 +159,21 @@ impl SshConnector {
         let control = match &opts.control_dir {
             Some(base) => make_control_dir(base)?,
             None => {
-                let mut last = None;
-                let mut made = None;
+                // The first base that works; the last one's error when none does.
+                let mut made = Err(SetupError::ControlDir {
+                    path: std::env::temp_dir(),
+                    problem: "no candidate directory".into(),
+                });
                 for base in default_control_bases() {
-                    match make_control_dir(&base) {
-                        Ok(dir) => {
-                            made = Some(dir);
-                            break;
-                        }
+                    made = make_control_dir(&base);
+                    match &made {
+                        Ok(_) => break,
                         Err(e) => {
                             tracing::debug!(error = %e, "control directory not usable, trying the next");
-                            last = Some(e);
                         }
                     }
                 }
-                match (made, last) {
-                    (Some(dir), _) => dir,
-                    (None, Some(e)) => return Err(e),
-                    (None, None) => {
-                        return Err(SetupError::ControlDir {
-                            path: std::env::temp_dir(),
-                            problem: "no candidate directory".into(),
-                        });
-                    }
-                }
+                made?
             }
         };
         let user_config = match &opts.ssh_config {

@@ -7,7 +7,7 @@ use ferry_core::journal::Replay;
 use ferry_core::mke::{self, Finish};
 
 use super::upgrade::{
-    LogArgs, RemoteArgs, Runtime, drive, journaled_request, report_error, state_dir, with_backends,
+    LogArgs, RemoteArgs, Runtime, drive, journaled_request, report_error, state_dir,
 };
 use crate::{CliError, Format, Output, exit};
 
@@ -69,12 +69,7 @@ pub fn run_rollback_with(
     else {
         return Ok(exit::FAILED);
     };
-    let r = drive(rt, args.log, out, |log| {
-        with_backends(rt, request, move |backends| {
-            mke::rollback(rt.session(backends, state, log))
-        })
-    })
-    .and_then(|r| r);
+    let r = drive(rt, args.log, out, request, state, mke::rollback);
     Ok(match r {
         Err(e) => {
             out.error(&e);

@@ -180,24 +180,6 @@ impl Runtime {
     }
 }
 
-impl Runtime {
-    /// The session of a run on `backends`, with this runtime's interrupts and hooks.
-    pub(crate) fn session(
-        &self,
-        backends: Backends,
-        state_dir: PathBuf,
-        log: Arc<dyn LogSink>,
-    ) -> Session {
-        Session {
-            backends,
-            state_dir,
-            log,
-            interrupts: self.interrupts.clone(),
-            hooks: self.hooks.clone(),
-        }
-    }
-}
-
 /// Reads a line from `/dev/tty` with echo off (`stty -echo`).
 fn read_secret_from_tty() -> std::io::Result<String> {
     use std::io::BufRead;
@@ -401,16 +383,20 @@ impl LogSink for ChannelLog {
     }
 }
 
-/// Runs a flow future on a new runtime, printing its log lines as they come.
-pub(crate) fn drive<F, Fut, T>(
+/// Runs a flow on a new runtime: makes the backends of `request` there (the Kubernetes and
+/// HTTP clients keep tasks on the runtime that made them), then runs `flow` on its session,
+/// printing the log lines as they come.
+pub(crate) fn drive<F, Fut>(
     rt: &Runtime,
     log: LogArgs,
     out: &mut Output<'_>,
-    make: F,
-) -> Result<T, UpgradeError>
+    request: BackendRequest,
+    state_dir: PathBuf,
+    flow: F,
+) -> Result<Result<Finish, MkeError>, UpgradeError>
 where
-    F: FnOnce(Arc<dyn LogSink>) -> Fut,
-    Fut: std::future::Future<Output = T>,
+    F: FnOnce(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<Finish, MkeError>>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -427,13 +413,27 @@ where
         LogFormat::Text => format!("{line}\n"),
         LogFormat::Json => format!("{}\n", serde_json::to_string(line).unwrap_or_default()),
     };
-    Ok(runtime.block_on(async {
+    runtime.block_on(async {
         if rt.listen_to_signals {
             if let Err(e) = rt.interrupts.listen_to_signals() {
                 out.warn(&format!("cannot watch for Ctrl-C: {e}"));
             }
         }
-        let fut = make(sink);
+        let fut = async {
+            let backends = rt
+                .backends
+                .backends(request)
+                .await
+                .map_err(UpgradeError::Backends)?;
+            Ok(flow(Session {
+                backends,
+                state_dir,
+                log: sink,
+                interrupts: rt.interrupts.clone(),
+                hooks: rt.hooks.clone(),
+            })
+            .await)
+        };
         tokio::pin!(fut);
         loop {
             tokio::select! {
@@ -447,25 +447,7 @@ where
                 }
             }
         }
-    }))
-}
-
-/// Makes the backends (inside the run's runtime), then runs `flow` on them.
-pub(crate) async fn with_backends<F, Fut>(
-    rt: &Runtime,
-    request: BackendRequest,
-    flow: F,
-) -> Result<Result<Finish, MkeError>, UpgradeError>
-where
-    F: FnOnce(Backends) -> Fut,
-    Fut: std::future::Future<Output = Result<Finish, MkeError>>,
-{
-    let backends = rt
-        .backends
-        .backends(request)
-        .await
-        .map_err(UpgradeError::Backends)?;
-    Ok(flow(backends).await)
+    })
 }
 
 /// The exit code of a finished upgrade or resume.
@@ -571,12 +553,9 @@ pub fn run_upgrade_with(
         remote: args.remote.clone(),
         read_only: dry_run,
     };
-    let r = drive(rt, args.log, out, |log| {
-        with_backends(rt, request, move |backends| {
-            mke::upgrade(inputs, rt.session(backends, state, log), dry_run)
-        })
-    })
-    .and_then(|r| r);
+    let r = drive(rt, args.log, out, request, state, |session| {
+        mke::upgrade(inputs, session, dry_run)
+    });
     finish(r, args.config_out.as_deref(), args.output, out)
 }
 
@@ -604,12 +583,7 @@ fn resume(rt: &Runtime, args: &UpgradeArgs, out: &mut Output<'_>) -> Result<u8, 
     else {
         return Ok(exit::FAILED);
     };
-    let r = drive(rt, args.log, out, |log| {
-        with_backends(rt, request, move |backends| {
-            mke::resume(rt.session(backends, state, log))
-        })
-    })
-    .and_then(|r| r);
+    let r = drive(rt, args.log, out, request, state, mke::resume);
     finish(r, args.config_out.as_deref(), args.output, out)
 }
 
