@@ -32,12 +32,49 @@ out=${FERRY_BENCH_OUT:-$root/target/bench-fanout}
 mkdir -p "$state" "$out"
 
 # --- peers ---------------------------------------------------------------------------------
+# apt and dpkg locks. apt-get waits for the dpkg ones (lock-frontend, lock) with DPkg::Lock::Timeout,
+# but takes lists/lock (update) and archives/lock without waiting (apt 2.6 to 3.1 at least).
+apt_lock_wait=600
+apt_locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock
+  /var/cache/apt/archives/lock)
+
+# a process holds one of the lock files open (fuser cannot see every process, e.g. in a container)
+apt_locks_held() { command -v fuser >/dev/null 2>&1 && fuser "${apt_locks[@]}" >/dev/null 2>&1; }
+
+# apt_get ARG..: apt-get ARG.. (noninteractive). Waits up to $apt_lock_wait s in all for another
+# apt/dpkg instead of failing on its lock: while fuser sees a lock held, then through
+# DPkg::Lock::Timeout, and retries when apt-get still failed on a lock.
+apt_get() {
+  local deadline=$((SECONDS + apt_lock_wait)) err rc lock lock_timeout
+  local -a pats=()
+  for lock in "${apt_locks[@]}"; do pats+=(-e "$lock"); done
+  while :; do
+    if apt_locks_held; then
+      echo "== waiting for another apt/dpkg to release its lock (up to $((deadline - SECONDS)) s)" >&2
+      while apt_locks_held && [ "$SECONDS" -lt "$deadline" ]; do sleep 2; done
+    fi
+    lock_timeout=$((deadline > SECONDS ? deadline - SECONDS : 1))
+    rc=0
+    # stdout passes through, stderr is captured (and then printed) to see whether a lock failed
+    {
+      err=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$lock_timeout" "$@" 2>&1 1>&3 3>&-) ||
+        rc=$?
+    } 3>&1
+    [ -z "$err" ] || printf '%s\n' "$err" >&2
+    if [ "$rc" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ] || ! grep -qF "${pats[@]}" <<<"$err"; then
+      return "$rc"
+    fi
+    echo "== apt-get $1: another apt/dpkg holds a lock; waiting" >&2
+    sleep 5
+  done
+}
+
 missing=()
 command -v parallel-ssh >/dev/null || missing+=(pssh)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -x "$state/venv/bin/ansible" ]; then
   echo "== installing ansible-core (PyPI) into $state/venv" >&2
