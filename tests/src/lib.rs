@@ -11,9 +11,10 @@ use std::sync::Arc;
 use ferry_core::Secret;
 use ferry_core::engine::{Interrupts, MaxUnavailable, MemoryLog};
 use ferry_core::hosts::HostSpec;
-use ferry_core::mke::{Backends, Finish, Inputs, MkeError, Session};
-use ferry_core::testing::world::FIXTURE_ADMIN_PASSWORD;
-use ferry_core::testing::{FakeCluster, FakeConnector, FakeMke3, FaultHooks, Fixture, World};
+use ferry_core::run::{self, Finish, RunError, Session};
+use ferry_flow_mke::{Inputs, MkeError, MkeFlow, MkeReport};
+use ferry_testing::world::FIXTURE_ADMIN_PASSWORD;
+use ferry_testing::{FakeCluster, FakeConnector, FakeMke3, FaultHooks, Fixture, World};
 
 /// One fake cluster with a state directory, a log and an interrupt source.
 #[derive(Debug)]
@@ -90,22 +91,20 @@ impl Harness {
         i
     }
 
-    pub fn backends(&self) -> Backends {
+    /// The MKE flow with the fake MKE 3 API.
+    pub fn flow(&self) -> MkeFlow {
         let mke3 = FakeMke3::new(
             &self.world,
             "admin",
             Secret::new(FIXTURE_ADMIN_PASSWORD.to_string()),
         );
-        Backends {
-            connector: Arc::new(FakeConnector::new(&self.world)),
-            cluster: Arc::new(FakeCluster::new(&self.world)),
-            mke3: Arc::new(mke3),
-        }
+        MkeFlow::new(Arc::new(mke3))
     }
 
     pub fn session(&self) -> Session {
         Session {
-            backends: self.backends(),
+            connector: Arc::new(FakeConnector::new(&self.world)),
+            cluster: Arc::new(FakeCluster::new(&self.world)),
             state_dir: self.state_dir(),
             log: self.log.clone(),
             interrupts: self.interrupts.clone(),
@@ -117,12 +116,12 @@ impl Harness {
         self.state.path().join("state")
     }
 
-    pub async fn upgrade(&self) -> Result<Finish, MkeError> {
-        ferry_core::mke::upgrade(self.inputs(), self.session(), false).await
+    pub async fn upgrade(&self) -> Result<Finish<MkeReport>, RunError<MkeError>> {
+        run::start(&self.flow(), self.inputs(), self.session(), false).await
     }
 
-    pub async fn dry_run(&self) -> Result<Finish, MkeError> {
-        ferry_core::mke::upgrade(self.inputs(), self.session(), true).await
+    pub async fn dry_run(&self) -> Result<Finish<MkeReport>, RunError<MkeError>> {
+        run::start(&self.flow(), self.inputs(), self.session(), true).await
     }
 
     /// A fresh interrupt source (a new process) for resume and rollback.
@@ -132,12 +131,12 @@ impl Harness {
         self.hooks = FaultHooks::new(&self.world);
     }
 
-    pub async fn resume(&self) -> Result<Finish, MkeError> {
-        ferry_core::mke::resume(self.session()).await
+    pub async fn resume(&self) -> Result<Finish<MkeReport>, RunError<MkeError>> {
+        run::resume(&self.flow(), self.session()).await
     }
 
-    pub async fn rollback(&self) -> Result<Finish, MkeError> {
-        ferry_core::mke::rollback(self.session()).await
+    pub async fn rollback(&self) -> Result<Finish<MkeReport>, RunError<MkeError>> {
+        run::rollback(&self.flow(), self.session()).await
     }
 }
 
@@ -187,9 +186,8 @@ impl Makespan {
 
 /// Runs a whole upgrade of a `managers` + `workers` fake cluster with `latency` per host
 /// operation on paused tokio time, and compares the engine's makespan with the critical-path
-/// lower bound of its plan: cluster steps and managers (one at a time) add up; a group of
-/// workers under a limit of `b` at once takes at least `max(longest chain, ceil(n/b) x shortest
-/// chain, total / b)`.
+/// lower bound of its plan: cluster steps and managers (one at a time) add up; a window of
+/// workers `w` wide takes at least `max(longest chain, total / w)`.
 pub fn measure_makespan(
     managers: usize,
     workers: usize,
@@ -247,6 +245,15 @@ pub fn measure_makespan(
                     Group::Steps { steps } => bound += steps.iter().map(|s| d(&s.key)).sum(),
                     Group::Serial { hosts } => {
                         bound += hosts.iter().flat_map(|c| &c.steps).map(|s| d(&s.key)).sum()
+                    }
+                    Group::Window { width, hosts, .. } => {
+                        let chains: Vec<Duration> = hosts
+                            .iter()
+                            .map(|c| c.steps.iter().map(|s| d(&s.key)).sum())
+                            .collect();
+                        let longest = chains.iter().copied().max().unwrap_or_default();
+                        let total: Duration = chains.iter().sum();
+                        bound += longest.max(total / (*width).max(1) as u32);
                     }
                     Group::Batched { batches, .. } => {
                         let chains: Vec<Duration> = batches

@@ -13,13 +13,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use ferry_cli::cmd::upgrade::exit_code;
-use ferry_cli::exit;
+use ferry_cli::exit::{self, Ending};
 use ferry_core::engine::StepKey;
-use ferry_core::engine::runner::SIGNAL_ABORT;
 use ferry_core::journal::Replay;
-use ferry_core::mke::Finish;
-use ferry_core::testing::{Fault, FaultAction, FaultWhen};
+use ferry_core::run::Finish;
+use ferry_flow_mke::SIGNAL_ABORT;
+use ferry_testing::{Fault, FaultAction, FaultWhen};
 use ferry_tests::Harness;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +114,10 @@ async fn run_case(r: &Reference, key: &StepKey, sc: Scenario) -> Result<(), Stri
             if !h.world.faults_fired() {
                 return Err("the fault never fired".into());
             }
-            if exit_code(&fin) != exit::ROLLED_BACK {
+            if exit::code(Ending::of_finish(&fin)) != exit::ROLLED_BACK {
                 return Err(format!(
                     "exit code {}, want {} (rolled back): {fin:?}\n{}",
-                    exit_code(&fin),
+                    exit::code(Ending::of_finish(&fin)),
                     exit::ROLLED_BACK,
                     h.log.text()
                 ));
@@ -154,7 +153,9 @@ async fn run_case(r: &Reference, key: &StepKey, sc: Scenario) -> Result<(), Stri
                 }
             } else {
                 let fin = h.resume().await.map_err(|e| format!("resume: {e}"))?;
-                if exit_code(&fin) != exit::OK || !matches!(fin, Finish::Completed { .. }) {
+                if exit::code(Ending::of_finish(&fin)) != exit::OK
+                    || !matches!(fin, Finish::Completed { .. })
+                {
                     return Err(format!("resume: {fin:?}\n{}", h.log.text()));
                 }
                 if h.world.digest() != r.end {

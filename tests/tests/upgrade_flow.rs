@@ -1,6 +1,6 @@
 //! End-to-end runs of the MKE 3 → MKE 4k flow on the fake cluster.
 
-use ferry_core::mke::Finish;
+use ferry_core::run::Finish;
 use ferry_tests::Harness;
 
 #[tokio::test(start_paused = true)]
@@ -12,7 +12,8 @@ async fn a_full_upgrade_moves_every_node_to_k0s_and_removes_mke3() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", h.log.text()));
     let Finish::Completed {
-        summary, mke4_yaml, ..
+        report: ferry_flow_mke::MkeReport { summary, mke4_yaml },
+        ..
     } = fin
     else {
         panic!("{fin:?}\n{}", h.log.text())
@@ -77,12 +78,16 @@ async fn a_dry_run_lists_every_step_per_host_and_changes_nothing() {
             );
         }
     }
-    assert!(text.contains("Batch 3: 10.0.1.25"), "{text}");
+    // Five workers under --max-unavailable 2: a window two wide, slowest first.
+    assert!(
+        text.contains("5 host(s), at most 2 at once (--max-unavailable 2), slowest first:"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn failed_checks_change_nothing() {
-    let h = Harness::with(&ferry_core::testing::Fixture {
+    let h = Harness::with(&ferry_testing::Fixture {
         calico_kdd: false,
         ..Default::default()
     });
@@ -125,8 +130,8 @@ async fn a_second_concurrent_run_is_refused_naming_the_owner() {
 
 #[tokio::test(start_paused = true)]
 async fn the_admin_password_appears_nowhere() {
-    use ferry_core::testing::world::FIXTURE_ADMIN_PASSWORD as PW;
-    use ferry_core::testing::{Fault, FaultAction, FaultWhen};
+    use ferry_testing::world::FIXTURE_ADMIN_PASSWORD as PW;
+    use ferry_testing::{Fault, FaultAction, FaultWhen};
     // One run that fails and rolls back, one that completes.
     let failing = Harness::new();
     failing.world.inject(Fault {
@@ -141,7 +146,8 @@ async fn the_admin_password_appears_nowhere() {
     let ok = Harness::new();
     let f2 = ok.upgrade().await.unwrap();
     let Finish::Completed {
-        summary, mke4_yaml, ..
+        report: ferry_flow_mke::MkeReport { summary, mke4_yaml },
+        ..
     } = &f2
     else {
         panic!("{f2:?}")
@@ -181,7 +187,7 @@ async fn the_admin_password_appears_nowhere() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finishes() {
-    use ferry_core::testing::{Fault, FaultAction, FaultWhen};
+    use ferry_testing::{Fault, FaultAction, FaultWhen};
     let install = "mke.node.install-k0s@host:10.0.1.21";
     // How many calls the install makes, from an uninterrupted run.
     let reference = Harness::new();

@@ -34,14 +34,19 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The documented exit code for this error (see [`crate::exit`]).
-    pub fn exit_code(&self) -> u8 {
+    /// How a command failing with this error ended (see [`crate::exit::code`]).
+    pub fn ending(&self) -> exit::Ending {
         match self {
             CliError::Input { .. } | CliError::InvalidContent { .. } | CliError::Usage(_) => {
-                exit::USAGE
+                exit::Ending::InvalidInput
             }
-            CliError::Blocked(_) => exit::CHECKS_FAILED,
-            CliError::Output { .. } => exit::FAILED,
+            CliError::Blocked(_) => exit::Ending::ChecksFailed,
+            CliError::Output { .. } => exit::Ending::Failed,
         }
+    }
+
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        exit::code(self.ending())
     }
 }

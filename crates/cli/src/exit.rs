@@ -17,3 +17,61 @@ pub const ROLLED_BACK: u8 = 4;
 pub const ROLLBACK_INCOMPLETE: u8 = 5;
 /// Interrupted twice: ferry stopped at once and left the journal for `ferry rollback`.
 pub const INTERRUPTED: u8 = 130;
+
+/// What a command came to. [`code`] is the one place that turns it into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Everything went as asked (a dry run whose checks passed included).
+    Done,
+    /// An unexpected error that is not the input's fault; nothing was changed.
+    Failed,
+    /// A bad flag or invalid input; nothing was changed.
+    InvalidInput,
+    /// Checks failed or a blocking condition was found; nothing was changed.
+    ChecksFailed,
+    /// The run failed and was rolled back cleanly.
+    RolledBack,
+    /// The run failed and its rollback is incomplete.
+    RollbackIncomplete,
+    /// Interrupted twice; the journal is kept.
+    Interrupted,
+}
+
+/// The documented exit code of `ending`.
+pub fn code(ending: Ending) -> u8 {
+    match ending {
+        Ending::Done => OK,
+        Ending::Failed => FAILED,
+        Ending::InvalidInput => USAGE,
+        Ending::ChecksFailed => CHECKS_FAILED,
+        Ending::RolledBack => ROLLED_BACK,
+        Ending::RollbackIncomplete => ROLLBACK_INCOMPLETE,
+        Ending::Interrupted => INTERRUPTED,
+    }
+}
+
+impl Ending {
+    /// How a finished run (or `ferry rollback`) ended.
+    pub fn of_finish<R>(f: &ferry_core::run::Finish<R>) -> Self {
+        use ferry_core::run::Finish;
+        match f {
+            Finish::DryRun { checks, .. } if !checks.passed() => Ending::ChecksFailed,
+            Finish::DryRun { .. } | Finish::Completed { .. } => Ending::Done,
+            Finish::RolledBack { .. } => Ending::RolledBack,
+            Finish::RollbackIncomplete { .. } => Ending::RollbackIncomplete,
+            Finish::Interrupted => Ending::Interrupted,
+        }
+    }
+
+    /// How a run that could not start or go on ended: failed checks, the operator's input, or
+    /// anything else (never blamed on the input unless it is).
+    pub fn of_run_error(e: &ferry_core::run::RunError<ferry_flow_mke::MkeError>) -> Self {
+        use ferry_core::run::RunError;
+        match e {
+            RunError::Checks(_) => Ending::ChecksFailed,
+            RunError::NoHosts => Ending::InvalidInput,
+            RunError::Flow(f) if f.is_input() => Ending::InvalidInput,
+            _ => Ending::Failed,
+        }
+    }
+}

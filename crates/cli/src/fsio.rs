@@ -62,6 +62,21 @@ fn io_problem(e: &std::io::Error) -> String {
 /// Writes `contents` to `path` atomically: a temporary file in the same directory is written,
 /// flushed to disk and renamed over the target, so a reader never sees a half-written file and a
 /// failure leaves any previous file untouched.
+/// Fails unless `path` is a file that can be opened for reading.
+pub fn check_file(path: &Path) -> Result<(), CliError> {
+    let fail = |problem: String| CliError::Input {
+        path: path.to_path_buf(),
+        problem,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| fail(e.to_string())),
+        Ok(_) => Err(fail("not a file".into())),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
     let fail = |source: std::io::Error| CliError::Output {
         path: path.to_path_buf(),

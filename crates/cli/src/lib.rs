@@ -10,7 +10,9 @@ pub mod cmd;
 pub mod error;
 pub mod exit;
 pub mod fsio;
+mod logging;
 pub mod output;
+pub mod session;
 
 use std::ffi::OsString;
 
@@ -19,13 +21,13 @@ use clap::{Parser, Subcommand};
 pub use error::CliError;
 pub use output::Output;
 
-/// ferry migrates Kubernetes clusters safely: MKE 3 to MKE 4k, rolling upgrades, node
-/// replacement and cloud-provider moves, with rollback on any failure.
+/// ferry moves Kubernetes clusters safely: today, MKE 3.7/3.8 to MKE 4k, rolled back on any
+/// failure or Ctrl-C and journaled so that a crash can be resumed or rolled back.
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
     version,
-    about = "ferry migrates Kubernetes clusters safely: MKE 3 to MKE 4k, rolling upgrades, node replacement and cloud-provider moves, with rollback on any failure.",
+    about = "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k, with the configuration converted, RBAC translated, and everything rolled back on any failure or Ctrl-C.",
     long_about = None
 )]
 pub struct Cli {
@@ -53,8 +55,12 @@ pub enum Command {
     Cluster(cmd::cluster::ClusterCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
     Upgrade(cmd::upgrade::UpgradeArgs),
-    /// Undo what an interrupted or crashed `ferry upgrade` did, from its journal.
+    /// Continue an interrupted or crashed run from its journal.
+    Resume(cmd::resume::ResumeArgs),
+    /// Undo what an interrupted or crashed run did, from its journal.
     Rollback(cmd::rollback::RollbackArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 /// Output format of a command's result.
@@ -73,12 +79,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    run_with(args, out, &cmd::upgrade::Runtime::process())
+    run_with(args, out, &session::Runtime::process())
 }
 
 /// [`run`] with the process's environment, terminal, signals and backends replaced by `rt`
 /// (tests drive `ferry upgrade` and `ferry rollback` with in-memory fakes through it).
-pub fn run_with<I, T>(args: I, out: &mut Output<'_>, rt: &cmd::upgrade::Runtime) -> u8
+pub fn run_with<I, T>(args: I, out: &mut Output<'_>, rt: &session::Runtime) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -87,11 +93,11 @@ where
         Ok(cli) => cli,
         Err(e) => {
             // clap renders help, version and usage errors itself.
-            let code = if e.use_stderr() {
-                exit::USAGE
+            let code = exit::code(if e.use_stderr() {
+                exit::Ending::InvalidInput
             } else {
-                exit::OK
-            };
+                exit::Ending::Done
+            });
             let rendered = e.render().to_string();
             if e.use_stderr() {
                 out.info(&rendered);
@@ -104,11 +110,13 @@ where
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&args, out),
         Command::Upgrade(args) => cmd::upgrade::run_upgrade_with(rt, &args, out),
+        Command::Resume(args) => cmd::resume::run_resume_with(rt, &args, out),
         Command::Rollback(args) => cmd::rollback::run_rollback_with(rt, &args, out),
+        Command::Completions(args) => cmd::completions::run(&args, out),
         Command::Check(c) => cmd::check::run(&c, out),
         Command::Rbac(args) => cmd::rbac::run(&args, out),
         Command::Hosts(c) => cmd::hosts::run(&c, out),
-        Command::Mke3(c) => cmd::mke3::run(&c, out),
+        Command::Mke3(c) => cmd::mke3::run(&c, rt, out),
         Command::Cluster(c) => cmd::cluster::run(&c, out),
     };
     match result {

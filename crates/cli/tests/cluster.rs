@@ -4,8 +4,8 @@
 mod common;
 
 use common::run;
-use ferry_core::conformance::cluster::standard_seed;
 use ferry_kube_api::testing::{KubeSeed, KubeServer, TOKEN};
+use ferry_testing::conformance::cluster::standard_seed;
 
 fn server(rt: &tokio::runtime::Runtime, all_ready: bool) -> KubeServer {
     let mut s = standard_seed();

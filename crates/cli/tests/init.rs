@@ -806,8 +806,46 @@ fn help_describes_ferry_to_users() {
         .code(0)
         .stdout(predicate::str::contains("composition root").not())
         .stdout(predicate::str::contains(
-            "ferry migrates Kubernetes clusters safely",
-        ));
+            "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k",
+        ))
+        // Only the jobs that exist today.
+        .stdout(predicate::str::contains("rolling upgrade").not())
+        .stdout(predicate::str::contains("node replacement").not())
+        .stdout(predicate::str::contains("cloud-provider").not())
+        .stdout(predicate::str::contains("resume"))
+        .stdout(predicate::str::contains("completions"));
+}
+
+#[test]
+fn bash_accepts_the_completion_script_and_it_knows_the_commands() {
+    let out = ferry().args(["completions", "bash"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["upgrade", "resume", "rollback", "init", "--max-unavailable"] {
+        assert!(script.contains(cmd), "{cmd} missing from the script");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.bash");
+    std::fs::write(&path, &script).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = ferry().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("upgrade"),
+            "{shell}"
+        );
+    }
+    ferry().args(["completions", "powershell"]).assert().code(2);
 }
 
 #[test]

@@ -10,12 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_cli::cmd::upgrade::{BackendFactory, BackendRequest, Runtime};
+use ferry_cli::session::{BackendFactory, BackendRequest, Backends, Runtime};
 use ferry_cli::{Output, exit};
 use ferry_core::engine::{Hooks, Interrupts, NoHooks};
-use ferry_core::mke::Backends;
-use ferry_core::testing::world::FIXTURE_ADMIN_PASSWORD as PW;
-use ferry_core::testing::{
+use ferry_testing::world::FIXTURE_ADMIN_PASSWORD as PW;
+use ferry_testing::{
     FakeCluster, FakeConnector, FakeMke3, Fault, FaultAction, FaultWhen, Fixture, World,
 };
 
@@ -29,6 +28,30 @@ impl BackendFactory for Fakes {
             connector: Arc::new(FakeConnector::new(&self.0)),
             cluster: Arc::new(FakeCluster::new(&self.0)),
             mke3: Arc::new(FakeMke3::new(&self.0, &r.username, r.password.clone())),
+        })
+    }
+}
+
+/// The fakes, but the MKE 3 API is the real HTTPS client logged in to the in-process MKE 3
+/// server, with the request's TLS options.
+#[derive(Debug)]
+struct RealMke3 {
+    world: World,
+    url: String,
+}
+
+#[async_trait::async_trait]
+impl BackendFactory for RealMke3 {
+    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
+        let mut options = ferry_mke3_api::Options::new(self.url.clone());
+        options.insecure_skip_tls_verify = r.remote.insecure_skip_tls_verify;
+        let client = ferry_mke3_api::Mke3Client::login(options, &r.username, &r.password)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Backends {
+            connector: Arc::new(FakeConnector::new(&self.world)),
+            cluster: Arc::new(FakeCluster::new(&self.world)),
+            mke3: Arc::new(client),
         })
     }
 }
@@ -457,4 +480,70 @@ fn a_second_run_is_refused_naming_the_owner_of_the_lock() {
     assert_eq!(env.world.digest(), start);
     drop(held);
     assert_eq!(env.upgrade(&[]).code, exit::OK);
+}
+
+#[test]
+fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
+    let sim = ferry_mke3_sim::Sim::start_standalone(
+        ferry_mke3_sim::generated_model(3, 1, 1, 2),
+        ferry_mke3_sim::SimOptions::default(),
+    )
+    .unwrap();
+    let mut env = Env::new();
+    env.vars.insert(
+        "MKE3_ADMIN_PASSWORD".into(),
+        ferry_mke3_sim::SimOptions::default().password,
+    );
+    let vars = env.vars.clone();
+    let rt = Runtime {
+        backends: Arc::new(RealMke3 {
+            world: env.world.clone(),
+            url: sim.url(),
+        }),
+        interrupts: env.interrupts.clone(),
+        listen_to_signals: false,
+        env: Box::new(move |k| vars.get(k).cloned()),
+        read_secret: Box::new(|| Err(std::io::Error::other("no terminal in tests"))),
+        hooks: Arc::new(NoHooks),
+    };
+    let hosts = env.path("hosts.yaml").display().to_string();
+    let state = env.state().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        let mut argv = vec![
+            "ferry",
+            "upgrade",
+            "--hosts-path",
+            &hosts,
+            "--mke3-admin-username",
+            "admin",
+            "--external-address",
+            "mke.example.com",
+            "--state-dir",
+            &state,
+            "--dry-run",
+        ];
+        argv.extend(extra);
+        let code = {
+            let mut out = Output::new(&mut o, &mut e);
+            ferry_cli::run_with(argv, &mut out, &rt)
+        };
+        (code, String::from_utf8(e).unwrap())
+    };
+    // The sim's certificate is its own CA's: without the flag, TLS refuses it, and says so.
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, exit::FAILED, "{stderr}");
+    assert!(
+        !stderr.contains("TLS verification of the MKE 3 API is OFF"),
+        "{stderr}"
+    );
+    // With it, the client's warning (a `tracing` event of ferry-mke3-api) is printed as a log line.
+    let (code, stderr) = run(&["--insecure-skip-tls-verify"]);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("TLS verification of the MKE 3 API is OFF"))
+        .unwrap_or_else(|| panic!("no TLS warning (exit {code}):\n{stderr}"));
+    assert!(line.starts_with("WARN["), "{line}");
+    assert!(line.contains("--insecure-skip-tls-verify"), "{line}");
 }

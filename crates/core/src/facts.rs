@@ -13,12 +13,22 @@
 //! | private interface / address | as k0sctl finds them (see [`private_interface`]), unless hosts.yaml sets one |
 //! | free disk | `df -P -k` on `/` and on the data dir (its nearest existing parent when it does not exist yet) |
 //! | sudo | `sudo -n true` for a user other than root |
+//! | listening TCP ports | `ss -Htln` |
+//! | service manager | as k0s detects it (see [`InitSystem`]) |
+//!
+//! This is the one gatherer every flow and `ferry hosts check` use; flows add their own facts
+//! (an MKE 3 node's swarm state) next to it. How long a host took to answer is kept as
+//! [`HostFacts::took`]: the engine's window starts the slowest hosts first by it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use ferry_core::{Cmd, ExecError, HostExec, HostSpec, Output};
 use serde::Serialize;
+
+use crate::engine::join::join_all;
+use crate::exec::{Cmd, ExecError, HostExec, Output};
+use crate::hosts::HostSpec;
 
 /// k0s's default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/k0s";
@@ -41,8 +51,96 @@ pub struct HostFacts {
     pub data_dir_disk: DiskFree,
     /// Root works (`sudo -n` succeeds, or the user is root).
     pub sudo: bool,
+    /// TCP ports something listens on.
+    pub listening: BTreeSet<u16>,
+    /// The service manager k0s would install its service into.
+    pub init_system: InitSystem,
     /// Facts that could not be found, with why.
     pub notes: Vec<String>,
+    /// How long gathering took: an estimate of how slow the host is.
+    #[serde(skip)]
+    pub took: Duration,
+}
+
+/// A service manager, detected as `k0s install` detects it (through the kardianos/service
+/// library): systemd when `/run/systemd/system` exists, else OpenRC when `openrc-init` is
+/// installed, else SysV init scripts, its fallback. (Upstart, rcS and procd, which kardianos also
+/// knows, are not supported by k0s and not by ferry.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitSystem {
+    /// Units in `/etc/systemd/system`, `systemctl`.
+    Systemd,
+    /// Scripts in `/etc/init.d`, `rc-service`.
+    Openrc,
+    /// Scripts in `/etc/init.d`, run directly.
+    Sysv,
+}
+
+impl InitSystem {
+    /// Where `k0s install` puts the service of `unit` (`k0scontroller`, `k0sworker`).
+    pub fn unit_path(self, unit: &str) -> String {
+        match self {
+            InitSystem::Systemd => format!("/etc/systemd/system/{unit}.service"),
+            InitSystem::Openrc | InitSystem::Sysv => format!("/etc/init.d/{unit}"),
+        }
+    }
+
+    /// The command that restarts `service`.
+    pub fn restart(self, service: &str) -> Cmd {
+        match self {
+            InitSystem::Systemd => Cmd::new("systemctl").args(["restart", service]),
+            InitSystem::Openrc => Cmd::new("rc-service").args([service, "restart"]),
+            InitSystem::Sysv => Cmd::new(format!("/etc/init.d/{service}")).arg("restart"),
+        }
+        .sudo()
+    }
+
+    /// The command that makes the service manager re-read its units, if it has one.
+    pub fn reload(self) -> Option<Cmd> {
+        match self {
+            InitSystem::Systemd => Some(Cmd::new("systemctl").arg("daemon-reload").sudo()),
+            InitSystem::Openrc | InitSystem::Sysv => None,
+        }
+    }
+}
+
+/// Detects the service manager with read-only tests, in k0s's order.
+pub async fn init_system(e: &dyn HostExec) -> Result<InitSystem, ExecError> {
+    for (path, sys) in [
+        ("/run/systemd/system", InitSystem::Systemd),
+        ("/sbin/openrc-init", InitSystem::Openrc),
+        ("/usr/sbin/openrc-init", InitSystem::Openrc),
+    ] {
+        if e.run(&Cmd::new("test").args(["-e", path])).await?.success() {
+            return Ok(sys);
+        }
+    }
+    Ok(InitSystem::Sysv)
+}
+
+/// The k0s release name of an architecture (`uname -m`): `amd64`, `arm64` or `arm`, mapped as
+/// k0sctl maps them; `None` for one k0s publishes no binary for.
+pub fn k0s_arch(uname_m: &str) -> Option<&'static str> {
+    match uname_m.trim() {
+        "x86_64" | "amd64" => Some("amd64"),
+        "aarch64" | "arm64" => Some("arm64"),
+        "armv8l" | "armv7l" | "armv6l" | "armv5tel" | "aarch32" | "arm32" | "armhfp" | "arm"
+        | "arm-32" => Some("arm"),
+        _ => None,
+    }
+}
+
+/// The facts of every host, gathered concurrently; in the order of `hosts`.
+pub async fn gather_all(
+    hosts: &[(HostSpec, Arc<dyn HostExec>)],
+    data_dir: &str,
+) -> Vec<Result<HostFacts, ExecError>> {
+    let futs: Vec<_> = hosts
+        .iter()
+        .map(|(spec, exec)| gather(exec, spec, data_dir))
+        .collect();
+    join_all(futs).await
 }
 
 /// From `/etc/os-release`.
@@ -74,9 +172,10 @@ pub async fn gather(
     spec: &HostSpec,
     data_dir: &str,
 ) -> Result<HostFacts, ExecError> {
+    let started = tokio::time::Instant::now();
     let e = &**exec;
     let run = |c: Cmd| async move { e.run(&c).await };
-    let (os, hostname, arch, cpus, mem, routes, addrs, sudo) = tokio::join!(
+    let (os, hostname, arch, cpus, mem, routes, addrs, ss, init, sudo) = tokio::join!(
         run(Cmd::new("cat").arg("/etc/os-release")),
         run(Cmd::new("uname").arg("-n")),
         run(Cmd::new("uname").arg("-m")),
@@ -84,6 +183,8 @@ pub async fn gather(
         run(Cmd::new("cat").arg("/proc/meminfo")),
         run(Cmd::new("ip").args(["route", "list"])),
         run(Cmd::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"])),
+        run(Cmd::new("ss").arg("-Htln")),
+        init_system(e),
         async {
             if spec.user == "root" {
                 Ok(None)
@@ -113,6 +214,8 @@ pub async fn gather(
     let memory_bytes = parse_meminfo_total(&text("memory", mem)?);
     let routes = text("routes (ip route)", routes)?;
     let addrs = parse_addresses(&text("addresses (ip addr)", addrs)?);
+    let listening = parse_listening(&text("listening ports (ss)", ss)?);
+    let init_system = init?;
     let sudo = match sudo {
         Ok(None) => true,
         Ok(Some(out)) => out.success(),
@@ -163,8 +266,58 @@ pub async fn gather(
         root_disk,
         data_dir_disk,
         sudo,
+        listening,
+        init_system,
         notes,
+        took: started.elapsed(),
     })
+}
+
+/// Hostnames and private addresses must be unique (k0s names nodes by hostname, and nodes talk
+/// over the private addresses): one `(host, problem)` per host that shares one, naming the
+/// others. Hosts whose facts are unknown (`None`) are skipped.
+pub fn duplicates(facts: &[Option<&HostFacts>]) -> Vec<(String, String)> {
+    let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_addr: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in facts.iter().flatten() {
+        if !f.hostname.is_empty() {
+            by_name.entry(&f.hostname).or_default().push(&f.host);
+        }
+        if let Some(a) = &f.private_address {
+            by_addr.entry(a).or_default().push(&f.host);
+        }
+    }
+    let mut out = Vec::new();
+    for (what, map) in [("hostname", &by_name), ("private address", &by_addr)] {
+        for (value, hosts) in map.iter().filter(|(_, v)| v.len() > 1) {
+            for h in hosts {
+                let others: Vec<&str> = hosts.iter().copied().filter(|o| o != h).collect();
+                out.push((
+                    h.to_string(),
+                    format!(
+                        "{h}: duplicate {what} {value} (also on {})",
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // Per host in the order of `facts`, hostnames before addresses.
+    let order: BTreeMap<&str, usize> = facts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.map(|f| (f.host.as_str(), i)))
+        .collect();
+    out.sort_by_key(|(h, _)| order.get(h.as_str()).copied().unwrap_or(usize::MAX));
+    out
+}
+
+/// The local ports of `ss -Htln` lines (`LISTEN 0 4096 0.0.0.0:6443 0.0.0.0:*`).
+pub fn parse_listening(text: &str) -> BTreeSet<u16> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+        .collect()
 }
 
 async fn disk_free(
@@ -337,6 +490,24 @@ mod tests {
                 version_id: "12".into(),
                 pretty_name: "Debian GNU/Linux 12 (bookworm)".into()
             }
+        );
+    }
+
+    #[test]
+    fn listening_ports_and_architectures() {
+        let ss = "LISTEN 0 4096 0.0.0.0:6443 0.0.0.0:*\nLISTEN 0 128 [::]:22 [::]:*\nLISTEN 0 5 127.0.0.1:12379 0.0.0.0:*\n";
+        assert_eq!(parse_listening(ss), BTreeSet::from([22, 6443, 12379]));
+        assert_eq!(k0s_arch("x86_64"), Some("amd64"));
+        assert_eq!(k0s_arch("aarch64\n"), Some("arm64"));
+        assert_eq!(k0s_arch("armv7l"), Some("arm"));
+        assert_eq!(k0s_arch("s390x"), None);
+        assert_eq!(
+            InitSystem::Openrc.unit_path("k0sworker"),
+            "/etc/init.d/k0sworker"
+        );
+        assert_eq!(
+            InitSystem::Systemd.restart("docker").to_string(),
+            "sudo -n systemctl restart docker"
         );
     }
 

@@ -3,8 +3,10 @@
 //! [`Replay`] tells `resume` what is done and `rollback` what to undo.
 //!
 //! Every line has `v` (the format version, [`JOURNAL_VERSION`]), `seq` (1, 2, ...), `unix`
-//! (seconds) and `type`. The first line is the `header` with the run id, the flow's inputs (never
-//! a secret) and the plan. A truncated last line (a crash in the middle of a write) is ignored.
+//! (seconds) and `type`. The first line is the `header` with the run id, the flow's name, its
+//! inputs (never a secret), the hosts and the plan: enough for `ferry resume` and `ferry
+//! rollback` to pick the flow and reconnect without the original arguments. A truncated last line
+//! (a crash in the middle of a write) is ignored.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -15,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::{Plan, StepKey};
+use crate::hosts::HostSpec;
 
-/// The only journal format version this build reads and writes.
-pub const JOURNAL_VERSION: u32 = 1;
+/// The only journal format version this build reads and writes (2: the header names the hosts).
+pub const JOURNAL_VERSION: u32 = 2;
 /// The journal's file name in the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
@@ -30,6 +33,7 @@ pub enum Record {
         flow: String,
         tool: String,
         inputs: Value,
+        hosts: Vec<HostSpec>,
         plan: Plan,
     },
     /// About to apply `key`; `prepared` is what undo needs if the apply does not finish.
@@ -101,7 +105,7 @@ pub enum JournalError {
     #[error("no journal in {dir}: nothing to resume or roll back")]
     Missing { dir: PathBuf },
     #[error(
-        "an unfinished run {run_id} is recorded in {path}: continue it with `ferry upgrade --resume` or undo it with `ferry rollback`"
+        "an unfinished run {run_id} is recorded in {path}: continue it with `ferry resume` or undo it with `ferry rollback`"
     )]
     Unfinished { path: PathBuf, run_id: String },
 }
@@ -262,6 +266,7 @@ pub struct Replay {
     pub run_id: String,
     pub flow: String,
     pub inputs: Value,
+    pub hosts: Vec<HostSpec>,
     pub plan: Plan,
     /// The latest state of every step that was started.
     pub steps: BTreeMap<StepKey, StepState>,
@@ -298,6 +303,13 @@ impl Replay {
                 path: path.clone(),
                 source,
             })?;
+        Self::parse(&lines, &path)
+    }
+
+    /// Interprets the lines of a journal; `path` is only named in errors. Never panics, whatever
+    /// the lines hold.
+    pub fn parse(lines: &[String], path: &Path) -> Result<Self, JournalError> {
+        let path = path.to_path_buf();
         let mut parsed = Vec::new();
         let count = lines.len();
         for (i, l) in lines.iter().enumerate() {
@@ -344,6 +356,7 @@ impl Replay {
             run_id,
             flow,
             inputs,
+            hosts,
             plan,
             ..
         } = first.record
@@ -358,6 +371,7 @@ impl Replay {
             run_id,
             flow,
             inputs,
+            hosts,
             plan,
             steps: BTreeMap::new(),
             order: Vec::new(),
@@ -457,6 +471,7 @@ mod tests {
             flow: "t".into(),
             tool: "ferry test".into(),
             inputs: serde_json::json!({"a": 1}),
+            hosts: vec![],
             plan: Plan {
                 flow: "t".into(),
                 phases: vec![],
@@ -490,7 +505,7 @@ mod tests {
         drop(j);
         let text = std::fs::read_to_string(Journal::path_in(d.path())).unwrap();
         let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["v"], 1);
+        assert_eq!(first["v"], JOURNAL_VERSION);
         assert_eq!(first["type"], "header");
         // A torn last line is ignored.
         std::fs::write(
@@ -527,10 +542,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(
             Journal::path_in(d.path()),
-            "{\"v\":2,\"seq\":1,\"unix\":0,\"type\":\"header\"}\n",
+            "{\"v\":1,\"seq\":1,\"unix\":0,\"type\":\"header\"}\n",
         )
         .unwrap();
         let e = Replay::read(d.path()).unwrap_err();
-        assert!(e.to_string().contains("format version 2"), "{e}");
+        assert!(e.to_string().contains("format version 1"), "{e}");
     }
 }

@@ -1,40 +1,40 @@
 //! # ferry-core
 //!
-//! The heart of ferry, free of any transport. It will hold:
+//! The engine every ferry flow runs on, free of any transport and of any one flow:
 //!
-//! - the **model** of a migration: hosts, roles, cluster snapshots and host facts;
-//! - the **engine**: a plan of phases and steps, each step with a stable id, an `apply` that
-//!   returns the data needed to undo it, an `undo`, and a reversibility; managers move one at a
-//!   time and workers in bounded batches; any failure or the first Ctrl-C rolls every completed
-//!   step back in reverse order; a fsynced JSON-lines journal lets `resume` and `rollback` work
-//!   after a crash; a run lock keeps one run per cluster;
-//! - the **checks**: pure functions over gathered facts that return a report;
-//! - the **backend traits** (`HostExec` + `Connector`, `ClusterApi`, `Mke3Api`) that the
-//!   `ferry-ssh-exec`, `ferry-kube-api` and `ferry-mke3-api` crates implement, and, behind the
-//!   `testing` feature, faithful in-memory fakes of each with one conformance suite per trait.
+//! - the **engine** ([`engine`]): a plan of phases and steps, each step with a stable id, an
+//!   `apply` that returns typed undo data, an `undo`, and a reversibility; control-plane hosts one
+//!   at a time behind a quorum gate, workers in a sliding window; any failure or the first Ctrl-C
+//!   rolls every completed step back in reverse order;
+//! - the **run lifecycle** ([`run`]): the [`run::Flow`] trait each flow implements, and connect,
+//!   run lock, host locks, journal, resume and rollback written once for all of them;
+//! - the **journal** ([`journal`]) and the **locks** ([`lock`]);
+//! - **reusable node operations** ([`node`]: drain, uncordon, wait for Ready) and **k0s host
+//!   operations** ([`k0s`]);
+//! - **host facts** ([`facts`]) and **check reports** ([`checks`]);
+//! - the **backend traits** [`HostExec`] + [`Connector`] and [`ClusterApi`], which
+//!   `ferry-ssh-exec` and `ferry-kube-api` implement; `ferry-testing` has their fakes and the
+//!   conformance suites every implementation passes.
 //!
-//! This crate never depends on an SSH, Kubernetes or HTTP client: backends map their native
-//! errors into core's error types so the engine can decide about retries and undo without knowing
-//! the transport.
+//! This crate never depends on an SSH, Kubernetes or HTTP client, nor on a flow: backends map
+//! their native errors into core's error types so the engine can decide about retries and undo
+//! without knowing the transport.
 
 pub mod checks;
 pub mod cluster;
-#[cfg(feature = "testing")]
-pub mod conformance;
 pub mod engine;
 pub mod exec;
+pub mod facts;
 pub mod hosts;
 pub mod journal;
+pub mod k0s;
 pub mod lock;
-pub mod mke;
-pub mod mke3;
+pub mod node;
+pub mod run;
 pub mod secret;
-pub mod summary;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod state;
 
 pub use cluster::{ClusterApi, ClusterError};
 pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
 pub use hosts::HostSpec;
-pub use mke3::{Mke3Api, Mke3Error};
 pub use secret::Secret;

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_core::ClusterApi;
-use ferry_core::conformance::cluster::{ClusterSeed, ClusterSetup, run_suite};
 use ferry_kube_api::testing::{KubeSeed, KubeServer, TOKEN};
 use ferry_kube_api::{KubeCluster, KubeOptions};
+use ferry_testing::conformance::cluster::{ClusterSeed, ClusterSetup, run_suite};
 
 #[derive(Default)]
 struct ServerSetup {

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_core::cluster::ObjectRef;
-use ferry_core::conformance::cluster::standard_seed;
 use ferry_core::{ClusterApi, ClusterError};
 use ferry_kube_api::testing::{KubeFault, KubeSeed, KubeServer, TOKEN};
 use ferry_kube_api::{KubeApiError, KubeCluster, KubeOptions};
+use ferry_testing::conformance::cluster::standard_seed;
 use serde_json::json;
 
 fn seed() -> KubeSeed {

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use ferry_core::Secret;
-use ferry_mke3_api::{Mke3Client, Options, export_rbac};
+use ferry_flow_mke::export_rbac;
+use ferry_mke3_api::{Mke3Client, Options};
 use ferry_mke3_sim::{Sim, SimOptions, generated_model};
 use ferry_rbac::export::Export;
 

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use ferry_core::mke3::Page;
-use ferry_core::{Mke3Api, Mke3Error, Secret};
+use ferry_core::Secret;
+use ferry_flow_mke::mke3::Page;
+use ferry_flow_mke::mke3::{Mke3Api, Mke3Error};
 use ferry_rbac::export::{Account, Collection, Grant, Member, Role, Team};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};

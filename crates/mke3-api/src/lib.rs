@@ -1,8 +1,7 @@
 //! # ferry-mke3-api
 //!
-//! The MKE 3 backend of ferry: [`Mke3Client`] implements `ferry-core`'s [`Mke3Api`] over the
-//! MKE 3 HTTPS API (`reference/mke3-api.md`), and [`export_rbac`] fills the
-//! `mke3-rbac-export.json` model of `ferry-rbac` page by page from any [`Mke3Api`].
+//! The MKE 3 backend of ferry: [`Mke3Client`] implements the MKE flow's [`Mke3Api`] over the
+//! MKE 3 HTTPS API (`ferry_flow_mke::export_rbac` reads the whole access model through it).
 //!
 //! - **Login.** `POST /auth/login`; the bearer token (and the password, kept to log in again)
 //!   are held as [`Secret`]s and never logged. When an authenticated call is refused with 401
@@ -18,8 +17,7 @@
 //!   documented shape is [`Mke3Error::Shape`] naming the endpoint and the JSON path.
 
 mod client;
-mod export;
 
 pub use client::{ClientError, Mke3Client, Options};
-pub use export::export_rbac;
-pub use ferry_core::{Mke3Api, Mke3Error, Secret};
+pub use ferry_core::Secret;
+pub use ferry_flow_mke::mke3::{Mke3Api, Mke3Error};

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferry_core::conformance::mke3::{Mke3Seed, Mke3Setup, run_suite};
-use ferry_core::{Mke3Api, Secret};
+use ferry_core::Secret;
+use ferry_flow_mke::mke3::Mke3Api;
 use ferry_mke3_api::{Mke3Client, Options};
 use ferry_mke3_sim::{Sim, SimOptions};
+use ferry_testing::conformance::mke3::{Mke3Seed, Mke3Setup, run_suite};
 
 /// Starts one simulator per case and keeps them alive until the suite ends.
 #[derive(Default)]

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use ferry_core::Secret;
-use ferry_mke3_api::{Mke3Client, Options, export_rbac};
+use ferry_flow_mke::export_rbac;
+use ferry_mke3_api::{Mke3Client, Options};
 use ferry_mke3_sim::{Sim, SimOptions, generated_model};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

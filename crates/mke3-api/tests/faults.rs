@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use ferry_core::{Mke3Api, Mke3Error, Secret};
-use ferry_mke3_api::{ClientError, Mke3Client, Options, export_rbac};
+use ferry_core::Secret;
+use ferry_flow_mke::export_rbac;
+use ferry_flow_mke::mke3::{Mke3Api, Mke3Error};
+use ferry_mke3_api::{ClientError, Mke3Client, Options};
 use ferry_mke3_sim::{Fault, FaultKind, Sim, SimOptions, generated_model};
 
 fn options(sim: &Sim) -> Options {

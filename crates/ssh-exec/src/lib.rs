@@ -12,18 +12,16 @@
 //!   `MaxSessions`) and a global fan-out limit, host keys strict by default, commands as argv
 //!   quoted for the remote shell ([`quote`]), `sudo -n`, stdin, per-command timeouts, atomic
 //!   `put_file`, secrets redacted in every log line ([`redact`]).
-//! - [`facts`]: OS, hostname, architecture, CPUs, memory, private interface and address, free
-//!   disk.
+//!
+//! Host facts are gathered by `ferry_core::facts` over any `HostExec`, this one included.
 
 pub mod classify;
 pub mod connector;
-pub mod facts;
 pub mod host;
 pub mod quote;
 pub mod redact;
 pub mod yaml;
 
 pub use connector::{SetupError, SshConnector, SshOptions, default_control_bases};
-pub use facts::{HostFacts, gather};
 pub use host::SshHost;
 pub use yaml::{HostsFileError, parse_hosts, read_hosts_file};

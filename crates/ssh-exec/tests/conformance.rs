@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use ferry_core::conformance::host_exec::{FaultControl, run_suite};
 use ferry_core::hosts::{Bastion, KnownHostsPolicy};
 use ferry_core::{Cmd, Connector, ExecError, HostExec, HostSpec};
 use ferry_ssh_exec::{SshConnector, SshOptions, read_hosts_file};
+use ferry_testing::conformance::host_exec::{FaultControl, run_suite};
 
 const NO_SUDO_USER: &str = "ferrynosudo";
 
@@ -401,7 +401,7 @@ fn facts_of_every_host() {
         let tb = Testbed::new().await;
         for (i, spec) in tb.hosts.iter().enumerate() {
             let x = tb.connector.connect(spec).await.unwrap();
-            let f = ferry_ssh_exec::gather(&x, spec, ferry_ssh_exec::facts::DEFAULT_DATA_DIR)
+            let f = ferry_core::facts::gather(&x, spec, ferry_core::facts::DEFAULT_DATA_DIR)
                 .await
                 .unwrap();
             x.close().await.unwrap();

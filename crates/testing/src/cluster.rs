@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::host::{k0s_api_up, kubelet, mke3_kube_api_up};
 use super::world::{Call, PodState, World, WorldState};
-use crate::cluster::{
+use ferry_core::cluster::{
     ClusterApi, ClusterError, DrainOptions, DrainReport, Node, ObjectRef, Pdb, Pod, Volume,
 };
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::world::{Call, Container, FsEntry, HostState, Service, World, WorldState, mkdirs};
-use crate::exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
-use crate::hosts::HostSpec;
+use ferry_core::exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
+use ferry_core::hosts::HostSpec;
 
 /// The k0s version the fake's binary reports.
 pub const FAKE_K0S_VERSION: &str = "v1.31.1+k0s.1";
@@ -291,7 +291,8 @@ pub fn is_mutating(program: &str, args: &[String]) -> bool {
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match program {
         "true" | "false" | "echo" | "printf" | "cat" | "sleep" | "id" | "stat" | "test"
-        | "head" | "ls" | "date" | "hostname" | "nproc" | "df" | "ss" | "sh" => false,
+        | "head" | "ls" | "date" | "hostname" | "uname" | "nproc" | "df" | "ss" | "sh" => false,
+        "ip" => !args.iter().any(|x| x == "list" || x == "show"),
         "systemctl" => !matches!(a(0), "is-active" | "status" | "is-enabled"),
         "docker" => {
             let sub = if a(0) == "container" || a(0) == "volume" {
@@ -844,7 +845,32 @@ fn exec(
             }
         }
         ("date", ["+%s"]) => ok_out(&format!("{now}\n")),
-        ("hostname", []) => ok_out(&format!("{}\n", h.hostname)),
+        ("hostname", []) | ("uname", ["-n"]) => ok_out(&format!("{}\n", h.hostname)),
+        ("uname", ["-m"]) => ok_out("x86_64\n"),
+        ("ip", ["route", "list"]) => ok_out(&format!(
+            "{}.0.0/16 dev eth0 proto kernel scope link src {}\n",
+            h.private_ip
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("."),
+            h.private_ip
+        )),
+        ("ip", ["-o", "-4", "addr", "show", "scope", "global"]) => ok_out(&format!(
+            "2: eth0    inet {}/16 scope global eth0\\       valid_lft forever preferred_lft forever\n",
+            h.private_ip
+        )),
+        ("df", ["-P", "-k", "--", path]) => {
+            if !h.files.get(&norm(path)).is_some_and(|e| e.dir) {
+                return err_out(1, &format!("df: {path}: No such file or directory\n"));
+            }
+            let total = h.disk_free.saturating_mul(2) / 1024;
+            ok_out(&format!(
+                "Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vda1 {total} {} {} 50% /\n",
+                total - h.disk_free / 1024,
+                h.disk_free / 1024
+            ))
+        }
         ("nproc", []) => ok_out(&format!("{}\n", h.cpus)),
         ("df", ["-B1", "--output=avail", _]) => ok_out(&format!("    Avail\n{}\n", h.disk_free)),
         ("ss", ["-Htln"]) => {
@@ -877,7 +903,7 @@ fn exec(
             let Some(rest) = url.strip_prefix(prefix) else {
                 return err_out(22, "curl: (22) The requested URL returned error: 404\n");
             };
-            let version = rest.split('/').next().unwrap_or("");
+            let version = rest.split('/').next().unwrap_or("").replace("%2B", "+");
             let Some(h) = s.hosts.get_mut(host) else {
                 return err_out(255, "no such host\n");
             };

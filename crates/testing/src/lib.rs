@@ -1,4 +1,8 @@
-//! Faithful in-memory fakes of every backend, for tests (feature `testing`).
+//! # ferry-testing
+//!
+//! Faithful in-memory fakes of every backend trait, and the conformance suites that the fakes and
+//! every real backend pass ([`conformance`]). A dev-dependency only: nothing here reaches the
+//! `ferry` binary.
 //!
 //! One [`World`] holds the state a real MKE 3 cluster has: per host the files, systemd services
 //! and Docker containers (MCR with the `ucp-*` containers, volumes under
@@ -14,6 +18,7 @@
 //! whole state for "the cluster ends where it started" assertions.
 
 pub mod cluster;
+pub mod conformance;
 pub mod host;
 pub mod mke3;
 pub mod world;

@@ -5,8 +5,8 @@
 
 use super::host::mke3_api_up;
 use super::world::{Call, World};
-use crate::mke3::{Mke3Api, Mke3Error, Page};
-use crate::secret::Secret;
+use ferry_core::secret::Secret;
+use ferry_flow_mke::mke3::{Mke3Api, Mke3Error, Page};
 use ferry_rbac::export::{Account, Collection, Grant, Member, Role, Team};
 
 /// A client of the fake MKE 3. Like the real client it logs in (`POST /auth/login`) when it

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, watch};
 
-use crate::cluster::{ObjectRef, Owner, Pdb, Volume};
-use crate::engine::{Hooks, Interrupts, StepError, StepKey, current_step};
-use crate::secret::Secret;
+use ferry_core::cluster::{ObjectRef, Owner, Pdb, Volume};
+use ferry_core::engine::{Hooks, Interrupts, StepError, StepKey, current_step};
+use ferry_core::secret::Secret;
 use ferry_rbac::export::{Account, Collection, Grant, Member, Role, Team};
 
 /// A file or directory of a fake host.
@@ -82,7 +82,7 @@ pub struct ClusterState {
     /// Hosts that were MKE 3 managers at the start (the etcd members).
     pub managers: BTreeSet<String>,
     /// Nodes that no fake host backs (a seeded cluster): read back as seeded.
-    pub static_nodes: BTreeMap<String, crate::cluster::Node>,
+    pub static_nodes: BTreeMap<String, ferry_core::cluster::Node>,
     /// The API server answers whatever the hosts do (a seeded cluster).
     pub always_up: bool,
     /// The seeded `gitVersion`, if any.
@@ -680,6 +680,7 @@ impl Fixture {
             "/var/lib/docker/volumes",
             "/var/lib/docker/swarm",
             "/run/lock",
+            "/run/systemd/system",
             "/proc",
         ] {
             mkdirs(&mut files, d, "root");
@@ -694,6 +695,13 @@ impl Fixture {
         files.insert(
             "/etc/hostname".into(),
             file(&format!("{hostname}\n"), 0o644),
+        );
+        files.insert(
+            "/etc/os-release".into(),
+            file(
+                "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nID=ubuntu\nVERSION_ID=\"22.04\"\n",
+                0o644,
+            ),
         );
         files.insert(
             "/var/lib/docker/swarm/state.json".into(),

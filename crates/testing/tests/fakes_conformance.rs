@@ -1,7 +1,7 @@
 //! The fakes pass the conformance suites every backend must pass.
 
-use ferry_core::conformance::host_exec::run_suite;
-use ferry_core::testing::{FakeFaultControl, Fixture};
+use ferry_testing::conformance::host_exec::run_suite;
+use ferry_testing::{FakeFaultControl, Fixture};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_host_passes_the_host_exec_conformance_suite() {
@@ -20,15 +20,14 @@ async fn the_fake_host_passes_the_host_exec_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_cluster_passes_the_cluster_api_conformance_suite() {
     let report =
-        ferry_core::conformance::cluster::run_suite(&ferry_core::testing::FakeClusterSetup).await;
+        ferry_testing::conformance::cluster::run_suite(&ferry_testing::FakeClusterSetup).await;
     println!("{report}");
     report.assert_all_passed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_mke3_passes_the_mke3_api_conformance_suite() {
-    let report =
-        ferry_core::conformance::mke3::run_suite(&ferry_core::testing::FakeMke3Setup).await;
+    let report = ferry_testing::conformance::mke3::run_suite(&ferry_testing::FakeMke3Setup).await;
     println!("{report}");
     report.assert_all_passed();
 }

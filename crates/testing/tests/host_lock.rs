@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferry_core::exec::{Cmd, HostExec};
 use ferry_core::lock::{self, HOST_LOCK_STALE, LockError, LockOwner};
-use ferry_core::testing::{FakeHost, Fixture};
+use ferry_testing::{FakeHost, Fixture};
 
 fn owner(run: &str, pid: u32) -> LockOwner {
     LockOwner {

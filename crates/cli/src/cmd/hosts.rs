@@ -2,16 +2,15 @@
 //! report what would stop a migration (unreachable, wrong host key, refused login, no sudo,
 //! duplicate hostnames or private addresses).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_core::facts::{DEFAULT_DATA_DIR, HostFacts};
 use ferry_core::hosts::KnownHostsPolicy;
 use ferry_core::{ExecError, HostExec, HostSpec};
-use ferry_ssh_exec::facts::DEFAULT_DATA_DIR;
-use ferry_ssh_exec::{HostFacts, HostsFileError, SshConnector, SshOptions};
+use ferry_ssh_exec::{HostsFileError, SshConnector, SshOptions};
 use serde::Serialize;
 
 use crate::{CliError, Format, Output, exit};
@@ -227,7 +226,7 @@ async fn check_host(connector: &SshConnector, spec: HostSpec, data_dir: &str) ->
             return r;
         }
     };
-    match ferry_ssh_exec::gather(&exec, &spec, data_dir).await {
+    match ferry_core::facts::gather(&exec, &spec, data_dir).await {
         Ok(f) => {
             if !f.sudo {
                 r.status = "no-sudo".into();
@@ -260,44 +259,17 @@ fn status_of(e: &ExecError) -> &'static str {
     }
 }
 
-/// Hostnames and private addresses must be unique (k0s names nodes by hostname, and nodes talk
-/// over the private addresses).
+/// Duplicate hostnames and private addresses are problems of every host that has one.
 fn find_duplicates(hosts: &mut [HostReport]) {
-    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut by_addr: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, h) in hosts.iter().enumerate() {
-        if let Some(f) = &h.facts {
-            if !f.hostname.is_empty() {
-                by_name.entry(f.hostname.clone()).or_default().push(i);
-            }
-            if let Some(a) = &f.private_address {
-                by_addr.entry(a.clone()).or_default().push(i);
-            }
-        }
-    }
-    let mut add = |what: &str, value: &str, idx: &[usize]| {
-        for &i in idx {
-            let others: Vec<String> = idx
-                .iter()
-                .filter(|&&j| j != i)
-                .map(|&j| hosts[j].host.clone())
-                .collect();
-            let h = &mut hosts[i];
-            h.problems.push(format!(
-                "{}: duplicate {what} {value} (also on {})",
-                h.host,
-                others.join(", ")
-            ));
+    let facts: Vec<Option<&HostFacts>> = hosts.iter().map(|h| h.facts.as_ref()).collect();
+    let found = ferry_core::facts::duplicates(&facts);
+    for (host, problem) in found {
+        if let Some(h) = hosts.iter_mut().find(|h| h.host == host) {
+            h.problems.push(problem);
             if h.status == "ok" {
                 h.status = "duplicate".into();
             }
         }
-    };
-    for (name, idx) in by_name.iter().filter(|(_, v)| v.len() > 1) {
-        add("hostname", name, idx);
-    }
-    for (addr, idx) in by_addr.iter().filter(|(_, v)| v.len() > 1) {
-        add("private address", addr, idx);
     }
 }
 
@@ -393,7 +365,7 @@ fn text_report(r: &Report, data_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_ssh_exec::facts::{DiskFree, OsInfo};
+    use ferry_core::facts::{DiskFree, InitSystem, OsInfo};
 
     fn host(name: &str, hostname: &str, addr: &str) -> HostReport {
         HostReport {
@@ -412,7 +384,10 @@ mod tests {
                 root_disk: DiskFree::default(),
                 data_dir_disk: DiskFree::default(),
                 sudo: true,
+                listening: Default::default(),
+                init_system: InitSystem::Systemd,
                 notes: vec![],
+                took: Default::default(),
             }),
             problems: vec![],
         }

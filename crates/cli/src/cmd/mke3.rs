@@ -1,16 +1,15 @@
 //! `ferry mke3 ...`: read an MKE 3 cluster over its HTTPS API.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_core::{Mke3Api, Mke3Error, Secret};
-use ferry_mke3_api::{ClientError, Mke3Client, Options, export_rbac};
+use ferry_flow_mke::export_rbac;
+use ferry_flow_mke::mke3::{Mke3Api, Mke3Error};
+use ferry_mke3_api::{ClientError, Mke3Client, Options};
 
+use crate::session::{Runtime, password};
 use crate::{CliError, Output, exit, fsio};
 
-/// Environment variable holding the MKE 3 admin password.
-pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
 /// Default file of the RBAC export.
 pub const DEFAULT_OUT: &str = "mke3-rbac-export.json";
 /// File name of the config TOML, next to the export unless `--config-out` says otherwise.
@@ -88,29 +87,10 @@ impl ExportError {
     }
 }
 
-pub fn run(c: &Mke3Command, out: &mut Output<'_>) -> Result<u8, CliError> {
+pub fn run(c: &Mke3Command, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     match c {
-        Mke3Command::Export(args) => export(args, out),
+        Mke3Command::Export(args) => export(args, rt, out),
     }
-}
-
-fn password(username: &str) -> Result<Secret<String>, CliError> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        if !p.is_empty() {
-            return Ok(Secret::new(p));
-        }
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage(format!(
-            "no password: set {PASSWORD_ENV} (standard input is not a terminal to ask on)"
-        )));
-    }
-    let p = rpassword::prompt_password(format!("MKE 3 password for {username}: "))
-        .map_err(|e| CliError::Usage(format!("cannot read the password: {e}")))?;
-    if p.is_empty() {
-        return Err(CliError::Usage("empty password".into()));
-    }
-    Ok(Secret::new(p))
 }
 
 fn config_out(args: &ExportArgs) -> PathBuf {
@@ -141,7 +121,7 @@ fn check_writable_dir(path: &Path) -> Result<(), CliError> {
     }
 }
 
-fn export(args: &ExportArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
+fn export(args: &ExportArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     let config_path = config_out(args);
     if config_path == args.out {
         return Err(CliError::Usage(
@@ -155,7 +135,7 @@ fn export(args: &ExportArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         Some(p) => Some(fsio::read_text_input(p)?.into_bytes()),
         None => None,
     };
-    let password = password(&args.mke3_admin_username)?;
+    let password = password(rt, None, out)?;
     if args.insecure_skip_tls_verify {
         out.warn("TLS verification of the MKE 3 API is OFF (--insecure-skip-tls-verify): the connection can be intercepted");
     }

@@ -3,9 +3,11 @@
 
 pub mod check;
 pub mod cluster;
+pub mod completions;
 pub mod hosts;
 pub mod init;
 pub mod mke3;
 pub mod rbac;
+pub mod resume;
 pub mod rollback;
 pub mod upgrade;

@@ -1,21 +1,21 @@
 //! `ferry rollback`: undo everything a crashed, interrupted or incompletely rolled-back run did,
-//! from its journal in the state directory.
+//! from its journal in the state directory, whichever flow wrote it.
 
 use std::path::PathBuf;
 
-use ferry_core::journal::Replay;
-use ferry_core::mke::{self, Finish};
+use ferry_core::run::Finish;
 
-use super::upgrade::{
-    LogArgs, RemoteArgs, Runtime, drive, journaled_request, report_error, state_dir,
-};
-use crate::{CliError, Format, Output, exit};
+use super::resume::{Mode, journaled};
+use super::upgrade::report_error;
+use crate::exit::{self, Ending};
+use crate::session::{LogArgs, RemoteArgs, Runtime, state_dir};
+use crate::{CliError, Format, Output};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Exit codes: 0 rolled back (the cluster is back on MKE 3), 5 the rollback is incomplete (the \
-journal says what is left; run it again once the cause is fixed), 130 interrupted twice, 1 \
-nothing to roll back or another error.")]
+Exit codes: 0 rolled back (the cluster is back where the run found it), 5 the rollback is \
+incomplete (the journal says what is left; run it again once the cause is fixed), 130 \
+interrupted twice, 1 nothing to roll back or another error.")]
 pub struct RollbackArgs {
     /// The state directory of the run (default: $XDG_STATE_HOME/ferry/<external address>).
     #[arg(long, value_name = "DIR")]
@@ -43,51 +43,48 @@ pub fn run_rollback_with(
         args.state_dir.as_deref(),
         args.external_address.as_deref(),
     )?;
-    let replay = match Replay::read(&state) {
-        Ok(r) => r,
-        Err(e) => {
-            out.error(&e);
-            return Ok(exit::FAILED);
-        }
-    };
-    if replay.is_finished() {
-        out.info(&format!(
-            "run {} already finished ({}); there is nothing to roll back\n",
-            replay.run_id,
-            replay.finished.as_deref().unwrap_or("")
-        ));
-        return Ok(exit::FAILED);
-    }
-    let Some(request) = journaled_request(
+    let Some(r) = journaled(
         rt,
-        &replay,
         &state,
         args.mke3_admin_password.as_deref(),
         &args.remote,
+        args.log,
         out,
+        Mode::Rollback,
     )?
     else {
-        return Ok(exit::FAILED);
+        return Ok(exit::code(Ending::Failed));
     };
-    let r = drive(rt, args.log, out, request, state, mke::rollback);
     Ok(match r {
         Err(e) => {
             out.error(&e);
-            exit::FAILED
+            exit::code(Ending::Failed)
         }
-        Ok(Err(e)) => report_error(e, Format::Text, out),
-        Ok(Ok(Finish::RolledBack { .. })) => exit::OK,
-        Ok(Ok(Finish::RollbackIncomplete { remaining, .. })) => {
-            out.info(&format!(
-                "Still applied (undo order): {}\n",
-                remaining.join(", ")
-            ));
-            exit::ROLLBACK_INCOMPLETE
-        }
-        Ok(Ok(Finish::Interrupted)) => exit::INTERRUPTED,
-        Ok(Ok(other)) => {
-            out.info(&format!("unexpected outcome of a rollback: {other:?}\n"));
-            exit::FAILED
+        Ok(Err(e)) => report_error(&e, Format::Text, out),
+        Ok(Ok(fin)) => {
+            if let Finish::RollbackIncomplete { remaining, .. } = &fin {
+                out.info(&format!(
+                    "Still applied (undo order): {}\n",
+                    remaining.join(", ")
+                ));
+            }
+            match fin {
+                // Rolled back is what `ferry rollback` was asked for.
+                Finish::RolledBack { .. } => exit::code(Ending::Done),
+                Finish::RollbackIncomplete { .. } | Finish::Interrupted => {
+                    exit::code(Ending::of_finish(&fin))
+                }
+                other => {
+                    out.info(&format!(
+                        "unexpected outcome of a rollback: {}\n",
+                        match other {
+                            Finish::DryRun { .. } => "a dry run",
+                            _ => "completed",
+                        }
+                    ));
+                    exit::code(Ending::Failed)
+                }
+            }
         }
     })
 }

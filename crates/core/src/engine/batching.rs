@@ -1,10 +1,22 @@
-//! How many workers may be unavailable at once (`--max-unavailable N` or `N%`), and the batches
-//! that follow from it. Never zero: a batch always holds at least one host.
+//! How many workers may be unavailable at once (`--max-unavailable N` or `N%`): the width of
+//! the sliding window (or the size of lockstep batches), never zero; and the order hosts enter
+//! the window in.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::plan::HostChain;
+
+/// Orders `chains` slowest first by `estimate` (a host's measured time, for example how long its
+/// facts took): the longest-processing-time rule, which keeps a sliding window's makespan close
+/// to `max(longest chain, total work / width)` where list order can leave one slow host running
+/// alone at the end. Equal estimates keep their order.
+pub fn slowest_first(chains: &mut [HostChain], estimate: impl Fn(&str) -> Duration) {
+    chains.sort_by_key(|c| std::cmp::Reverse(estimate(&c.host)));
+}
 
 /// The `--max-unavailable` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +132,26 @@ mod tests {
             "0".parse::<MaxUnavailable>().unwrap_err().to_string(),
             "invalid --max-unavailable \"0\": must be at least 1"
         );
+    }
+
+    #[test]
+    fn slowest_hosts_go_first_and_ties_keep_their_order() {
+        let chain = |h: &str| HostChain {
+            host: h.into(),
+            role: "worker".into(),
+            steps: vec![],
+        };
+        let mut c = vec![chain("a"), chain("b"), chain("c"), chain("d")];
+        let est = |h: &str| {
+            Duration::from_millis(match h {
+                "b" => 900,
+                "d" => 300,
+                _ => 100,
+            })
+        };
+        slowest_first(&mut c, est);
+        let order: Vec<&str> = c.iter().map(|c| c.host.as_str()).collect();
+        assert_eq!(order, ["b", "d", "a", "c"]);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The migration engine: a [`plan::Plan`] of phases and steps, run by [`runner::Engine`] with
-//! managers one at a time and workers in bounded batches, journaled before and after every apply
-//! and undo, rolled back in reverse order grouped by phase on any failure or on the first
-//! interrupt.
+//! control-plane hosts one at a time behind a quorum gate and workers in a sliding window,
+//! journaled before and after every apply and undo, rolled back in reverse order grouped by
+//! phase on any failure or on the first interrupt.
 //!
-//! The engine knows nothing about MKE: a flow (such as [`crate::mke`]) builds the plan and hands
-//! the engine one [`step::Step`] implementation per planned step.
+//! The engine knows no flow: a flow builds the plan and hands the engine one [`step::Step`]
+//! implementation per planned step (see [`crate::run`]).
 
 pub mod batching;
 pub mod join;
@@ -22,12 +22,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use batching::MaxUnavailable;
+pub use batching::{MaxUnavailable, slowest_first};
 pub use log::{Level, LogLine, LogSink, Logger, MemoryLog};
 pub use plan::{Group, HostChain, Phase, Plan, StepRef};
-pub use runner::{Engine, EngineError, Hooks, NoHooks, Outcome};
+pub use runner::{Engine, EngineError, Gate, Hooks, NoHooks, Outcome, Texts};
 pub use signals::Interrupts;
-pub use step::{Step, StepError};
+pub use step::{Step, StepError, from_data, to_data};
 
 /// What a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +80,7 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
-/// The identity of one step instance: a stable step id (`mke.node.drain`) on a target. Written
+/// The identity of one step instance: a stable step id (`node.drain`) on a target. Written
 /// as `<id>@<target>` in journals and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StepKey {

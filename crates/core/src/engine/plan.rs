@@ -1,6 +1,6 @@
 //! A plan is plain data: phases in order, each a list of groups (cluster steps, hosts one at a
-//! time, or hosts in batches), each host with its chain of steps. It is serialised into the
-//! journal, printed by a dry run, and flattened into waves by the runner.
+//! time, hosts in a sliding window, or lockstep batches), each host with its chain of steps. It
+//! is serialised into the journal, printed by a dry run, and run group by group by the runner.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,12 +35,39 @@ pub enum Group {
     /// Hosts strictly one at a time (control plane, etcd quorum): each host's whole chain
     /// finishes before the next host starts.
     Serial { hosts: Vec<HostChain> },
-    /// Hosts in batches: the hosts of a batch run each step of their chain together, with a
-    /// barrier after every step; the next batch starts when the previous one is done.
+    /// Hosts in a sliding window: at most `width` hosts in flight, each through its whole
+    /// chain; a host that finishes frees its slot for the next one, in the order listed (which
+    /// the flow chose: slowest first, or the operator's). No barrier between steps.
+    Window {
+        /// The `--max-unavailable` value it came from (`10%`).
+        limit: String,
+        width: usize,
+        /// How the order was chosen, for display (`slowest first`, `as listed`).
+        order: String,
+        hosts: Vec<HostChain>,
+    },
+    /// Hosts in lockstep batches: the hosts of a batch run each step of their chain together,
+    /// with a barrier after every step; the next batch starts when the previous one is done.
+    /// The older schedule; flows use [`Group::Window`].
     Batched {
         limit: String,
         batches: Vec<Vec<HostChain>>,
     },
+}
+
+impl Group {
+    /// Every step of the group, host by host.
+    pub fn steps(&self) -> Vec<&StepRef> {
+        match self {
+            Group::Steps { steps } => steps.iter().collect(),
+            Group::Serial { hosts } | Group::Window { hosts, .. } => {
+                hosts.iter().flat_map(|h| &h.steps).collect()
+            }
+            Group::Batched { batches, .. } => {
+                batches.iter().flatten().flat_map(|h| &h.steps).collect()
+            }
+        }
+    }
 }
 
 /// A named group of steps ("Pre Upgrade Tasks"); rolled back as one ("Rollback Pre Upgrade
@@ -60,67 +87,28 @@ pub struct Plan {
     pub phases: Vec<Phase>,
 }
 
-/// Steps that run together, with a barrier after them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wave {
-    pub phase: usize,
-    pub steps: Vec<StepRef>,
-}
-
 impl Plan {
-    /// The plan as a sequence of waves, in execution order.
-    pub fn waves(&self) -> Vec<Wave> {
-        let mut out = Vec::new();
-        for (pi, phase) in self.phases.iter().enumerate() {
-            for g in &phase.groups {
-                match g {
-                    Group::Steps { steps } => {
-                        for s in steps {
-                            out.push(Wave {
-                                phase: pi,
-                                steps: vec![s.clone()],
-                            });
-                        }
-                    }
-                    Group::Serial { hosts } => {
-                        for h in hosts {
-                            for s in &h.steps {
-                                out.push(Wave {
-                                    phase: pi,
-                                    steps: vec![s.clone()],
-                                });
-                            }
-                        }
-                    }
-                    Group::Batched { batches, .. } => {
-                        for batch in batches {
-                            let len = batch.iter().map(|h| h.steps.len()).max().unwrap_or(0);
-                            for j in 0..len {
-                                let steps: Vec<StepRef> = batch
-                                    .iter()
-                                    .filter_map(|h| h.steps.get(j).cloned())
-                                    .collect();
-                                out.push(Wave { phase: pi, steps });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Every step, in execution order.
+    /// Every step, phase by phase, host by host.
     pub fn steps(&self) -> Vec<StepRef> {
-        self.waves().into_iter().flat_map(|w| w.steps).collect()
+        self.phases
+            .iter()
+            .flat_map(|p| &p.groups)
+            .flat_map(Group::steps)
+            .cloned()
+            .collect()
     }
 
     /// The phase index of every step.
     pub fn phase_of(&self) -> BTreeMap<StepKey, usize> {
-        self.waves()
-            .into_iter()
-            .flat_map(|w| w.steps.into_iter().map(move |s| (s.key, w.phase)))
-            .collect()
+        let mut m = BTreeMap::new();
+        for (i, p) in self.phases.iter().enumerate() {
+            for g in &p.groups {
+                for s in g.steps() {
+                    m.insert(s.key.clone(), i);
+                }
+            }
+        }
+        m
     }
 
     /// The plan as text for a dry run: every phase, every step per host, with its reversibility.
@@ -138,6 +126,21 @@ impl Plan {
                     }
                     Group::Serial { hosts } => {
                         let _ = writeln!(s, "  {} host(s), one at a time:", hosts.len());
+                        for h in hosts {
+                            render_host(&mut s, "    ", h);
+                        }
+                    }
+                    Group::Window {
+                        limit,
+                        width,
+                        order,
+                        hosts,
+                    } => {
+                        let _ = writeln!(
+                            s,
+                            "  {} host(s), at most {width} at once (--max-unavailable {limit}), {order}:",
+                            hosts.len()
+                        );
                         for h in hosts {
                             render_host(&mut s, "    ", h);
                         }
@@ -239,22 +242,27 @@ pub(crate) mod tests {
                 },
             ],
         };
-        let w: Vec<Vec<String>> = plan
-            .waves()
-            .iter()
-            .map(|w| w.steps.iter().map(|s| s.key.to_string()).collect())
-            .collect();
+        let all: Vec<String> = plan.steps().iter().map(|s| s.key.to_string()).collect();
         assert_eq!(
-            w,
+            all,
             vec![
-                vec!["a@cluster"],
-                vec!["x@host:m1"],
-                vec!["y@host:m1"],
-                vec!["x@host:w1", "x@host:w2"],
-                vec!["y@host:w1", "y@host:w2"],
-                vec!["x@host:w3"],
-                vec!["y@host:w3"],
+                "a@cluster",
+                "x@host:m1",
+                "y@host:m1",
+                "x@host:w1",
+                "y@host:w1",
+                "x@host:w2",
+                "y@host:w2",
+                "x@host:w3",
+                "y@host:w3",
             ]
+        );
+        assert_eq!(
+            plan.phase_of()[&StepKey::new(
+                "y@host:w3".split('@').next().unwrap(),
+                Target::Host("w3".into())
+            )],
+            1
         );
         let text = plan.render();
         assert!(text.contains("Step 2 of 2: [B]"), "{text}");

@@ -1,25 +1,44 @@
-//! The runner: executes a plan wave by wave, journals before and after every apply and undo,
+//! The runner: executes a plan group by group, journals before and after every apply and undo,
 //! and on a failure or the first interrupt undoes every completed step in reverse order, grouped
 //! by phase, logging `Step i of n: [Rollback <phase>]`. A second interrupt stops at once and
 //! leaves the journal.
+//!
+//! How groups run:
+//! - `Steps`: one after the other.
+//! - `Serial` (control plane): one host at a time, its whole chain; before each host the
+//!   engine's [`Gate`] (if any) waits until every other controller is healthy.
+//! - `Window` (workers): at most `width` hosts in flight; a host that finishes its chain frees
+//!   its slot for the next one; no barrier between steps.
+//! - `Batched`: lockstep batches with a barrier after every step (the older schedule, kept for
+//!   comparison).
+//!
+//! A failure (or the first interrupt) stops new starts; hosts in flight finish the step they are
+//! in, then everything done is rolled back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::join::join_all;
 use super::log::Logger;
-use super::plan::{Plan, StepRef};
+use super::plan::{Group, HostChain, Plan, StepRef};
 use super::signals::Interrupts;
 use super::step::{Step, StepError};
 use super::{Reversibility, StepKey, in_step};
 use crate::journal::{Journal, JournalError, Record, Replay, StepState};
 
-/// The error text of a run stopped by the first interrupt, as mkectl words it.
-pub const SIGNAL_ABORT: &str = "aborting upgrade due to signal interrupt";
+/// Waits, before a control-plane host starts, until it is safe to take it out: every other
+/// controller is healthy (the quorum gate). An error stops the run and rolls it back.
+#[async_trait::async_trait]
+pub trait Gate: Send + Sync + fmt::Debug {
+    /// Returns once `host` may start; `others` are the other hosts of its serial group.
+    async fn wait(&self, host: &str, others: &[String]) -> Result<(), StepError>;
+}
 
 /// Test and instrumentation hooks around every apply.
 #[async_trait::async_trait]
@@ -87,11 +106,28 @@ pub enum EngineError {
     },
 }
 
-/// Texts a flow adds around a rollback (`Initiating rollback of MKE to version: 3.7.15`).
-#[derive(Debug, Clone, Default)]
-pub struct RollbackTexts {
-    pub start: Option<String>,
-    pub done: Option<String>,
+/// The words of a run, which belong to its flow (mkectl's for the MKE flow).
+#[derive(Debug, Clone)]
+pub struct Texts {
+    /// The error of a run stopped by the first interrupt.
+    pub signal_abort: String,
+    /// The warning that starts a rollback after a failure, before the error.
+    pub rollback_because: String,
+    /// Logged when a rollback starts, after [`Texts::rollback_because`].
+    pub rollback_start: Option<String>,
+    /// Logged when a rollback finished cleanly.
+    pub rollback_done: Option<String>,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self {
+            signal_abort: "stopped by an interrupt".into(),
+            rollback_because: "Rolling back because of a failure: ".into(),
+            rollback_start: None,
+            rollback_done: None,
+        }
+    }
 }
 
 /// A completed (or partially applied) step waiting for a possible undo.
@@ -112,8 +148,17 @@ pub struct Engine {
     log: Logger,
     interrupts: Interrupts,
     hooks: Arc<dyn Hooks>,
-    texts: RollbackTexts,
+    texts: Texts,
+    gate: Option<Arc<dyn Gate>>,
     undo_attempts: u32,
+}
+
+/// What the hosts in flight share: the steps done so far (in the order they finished) and the
+/// first failure.
+#[derive(Debug, Default)]
+struct Progress {
+    completed: Vec<Done>,
+    failure: Option<String>,
 }
 
 impl fmt::Debug for Engine {
@@ -150,7 +195,8 @@ impl Engine {
             log,
             interrupts,
             hooks: Arc::new(NoHooks),
-            texts: RollbackTexts::default(),
+            texts: Texts::default(),
+            gate: None,
             undo_attempts: 3,
         })
     }
@@ -160,8 +206,14 @@ impl Engine {
         self
     }
 
-    pub fn with_rollback_texts(mut self, texts: RollbackTexts) -> Self {
+    pub fn with_texts(mut self, texts: Texts) -> Self {
         self.texts = texts;
+        self
+    }
+
+    /// The quorum gate before every host of a `Serial` group.
+    pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -193,7 +245,7 @@ impl Engine {
 
     fn interrupted(&self) -> Result<Outcome, EngineError> {
         self.log
-            .error("Interrupted again: stopping now. The journal is kept; run `ferry rollback` to undo what was done, or `ferry upgrade --resume` to continue.");
+            .error("Interrupted again: stopping now. The journal is kept; run `ferry rollback` to undo what was done, or `ferry resume` to continue.");
         self.record(Record::Interrupted)?;
         Ok(Outcome::Interrupted)
     }
@@ -277,13 +329,16 @@ impl Engine {
                 Err(e) => {
                     self.record(Record::UndoFailed {
                         key: d.key.clone(),
-                        error: e.message.clone(),
+                        error: e.chain(),
                     })?;
                     let mut all = completed;
                     all.extend(in_doubt);
                     all.push(d);
                     return self
-                        .rollback(all, format!("cannot clean up an unfinished step: {e}"))
+                        .rollback(
+                            all,
+                            format!("cannot clean up an unfinished step: {}", e.chain()),
+                        )
                         .await;
                 }
             }
@@ -309,7 +364,7 @@ impl Engine {
                 reason: reason.clone(),
             })?;
         }
-        if let Some(t) = &self.texts.start {
+        if let Some(t) = &self.texts.rollback_start {
             self.log.info(t.clone());
         }
         let entries: Vec<Done> = replay
@@ -327,65 +382,175 @@ impl Engine {
 
     async fn execute(
         &self,
-        mut completed: Vec<Done>,
+        completed: Vec<Done>,
         skip: &BTreeSet<StepKey>,
     ) -> Result<Outcome, EngineError> {
-        for wave in self.plan.waves() {
-            let todo: Vec<&StepRef> = wave
-                .steps
-                .iter()
-                .filter(|s| !skip.contains(&s.key))
-                .collect();
-            if todo.is_empty() {
-                continue;
-            }
-            if self.interrupts.count() >= 1 {
-                return self.rollback(completed, SIGNAL_ABORT.to_string()).await;
-            }
-            let futs: Vec<_> = todo.iter().map(|s| self.run_step(s)).collect();
-            let Some(results) = self.unless_second_interrupt(join_all(futs)).await else {
-                return self.interrupted();
-            };
-            let mut failure: Option<String> = None;
-            let mut partial = Vec::new();
-            for (s, r) in todo.iter().zip(results) {
-                match r? {
-                    Ok(undo) => completed.push(Done {
-                        key: s.key.clone(),
-                        phase: wave.phase,
-                        data: undo,
-                        partial: false,
-                    }),
-                    Err((prepared, e)) => {
-                        self.log.error(format!("{} failed: {e}", s.key));
-                        if let Some(p) = prepared {
-                            partial.push(Done {
-                                key: s.key.clone(),
-                                phase: wave.phase,
-                                data: p,
-                                partial: true,
-                            });
-                        }
-                        failure.get_or_insert_with(|| {
-                            format!("failed to run step {}: {}", s.key, e.message)
-                        });
-                    }
+        let progress = Mutex::new(Progress {
+            completed,
+            failure: None,
+        });
+        for (pi, phase) in self.plan.phases.iter().enumerate() {
+            for g in &phase.groups {
+                let Some(r) = self
+                    .unless_second_interrupt(self.group(pi, g, skip, &progress))
+                    .await
+                else {
+                    return self.interrupted();
+                };
+                r?;
+                if let Some(stop) = self.stop_reason(&progress) {
+                    let completed = take(&progress).completed;
+                    return self.rollback(completed, stop).await;
                 }
             }
-            // Partially applied steps are undone first.
-            completed.extend(partial);
-            if let Some(e) = failure {
-                return self.rollback(completed, e).await;
-            }
         }
-        if self.interrupts.count() >= 1 {
-            // The last wave finished as the operator interrupted: still roll back, as asked.
-            return self.rollback(completed, SIGNAL_ABORT.to_string()).await;
+        if let Some(stop) = self.stop_reason(&progress) {
+            // The last step finished as the operator interrupted: still roll back, as asked.
+            let completed = take(&progress).completed;
+            return self.rollback(completed, stop).await;
         }
         self.record(Record::Finished {
             outcome: Outcome::Completed.word().into(),
         })?;
         Ok(Outcome::Completed)
+    }
+
+    /// Why no new step may start: the first failure, or the first interrupt.
+    fn stop_reason(&self, p: &Mutex<Progress>) -> Option<String> {
+        let failure = lock(p).failure.clone();
+        failure.or_else(|| (self.interrupts.count() >= 1).then(|| self.texts.signal_abort.clone()))
+    }
+
+    async fn group(
+        &self,
+        phase: usize,
+        g: &Group,
+        skip: &BTreeSet<StepKey>,
+        p: &Mutex<Progress>,
+    ) -> Result<(), EngineError> {
+        match g {
+            Group::Steps { steps } => self.chain(phase, steps, skip, p).await,
+            Group::Serial { hosts } => {
+                for h in hosts {
+                    if self.stop_reason(p).is_some() {
+                        break;
+                    }
+                    if h.steps.iter().all(|s| skip.contains(&s.key)) {
+                        continue;
+                    }
+                    if let Some(gate) = &self.gate {
+                        let others: Vec<String> = hosts
+                            .iter()
+                            .filter(|o| o.host != h.host)
+                            .map(|o| o.host.clone())
+                            .collect();
+                        if let Err(e) = gate.wait(&h.host, &others).await {
+                            let msg = format!(
+                                "{} cannot start: the other controllers are not healthy: {}",
+                                h.host,
+                                e.chain()
+                            );
+                            self.log.error(msg.clone());
+                            lock(p).failure.get_or_insert(msg);
+                            break;
+                        }
+                    }
+                    self.chain(phase, &h.steps, skip, p).await?;
+                }
+                Ok(())
+            }
+            Group::Window { width, hosts, .. } => self.window(phase, *width, hosts, skip, p).await,
+            Group::Batched { batches, .. } => {
+                for batch in batches {
+                    let len = batch.iter().map(|h| h.steps.len()).max().unwrap_or(0);
+                    for j in 0..len {
+                        if self.stop_reason(p).is_some() {
+                            return Ok(());
+                        }
+                        let wave: Vec<StepRef> = batch
+                            .iter()
+                            .filter_map(|h| h.steps.get(j).cloned())
+                            .filter(|s| !skip.contains(&s.key))
+                            .collect();
+                        let futs: Vec<_> = wave
+                            .iter()
+                            .map(|s| self.chain(phase, std::slice::from_ref(s), skip, p))
+                            .collect();
+                        for r in join_all(futs).await {
+                            r?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// At most `width` hosts in flight, each through its whole chain; the next host starts as
+    /// soon as one finishes, unless the run is stopping.
+    async fn window(
+        &self,
+        phase: usize,
+        width: usize,
+        hosts: &[HostChain],
+        skip: &BTreeSet<StepKey>,
+        p: &Mutex<Progress>,
+    ) -> Result<(), EngineError> {
+        let mut next = hosts
+            .iter()
+            .filter(|h| h.steps.iter().any(|s| !skip.contains(&s.key)));
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < width.max(1) && self.stop_reason(p).is_none() {
+                let Some(h) = next.next() else { break };
+                in_flight.push(self.chain(phase, &h.steps, skip, p));
+            }
+            match in_flight.next().await {
+                Some(r) => r?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs `steps` in order; stops before a step once the run is stopping.
+    async fn chain(
+        &self,
+        phase: usize,
+        steps: &[StepRef],
+        skip: &BTreeSet<StepKey>,
+        p: &Mutex<Progress>,
+    ) -> Result<(), EngineError> {
+        for s in steps.iter().filter(|s| !skip.contains(&s.key)) {
+            if self.stop_reason(p).is_some() {
+                return Ok(());
+            }
+            match self.run_step(s).await? {
+                Ok(undo) => lock(p).completed.push(Done {
+                    key: s.key.clone(),
+                    phase,
+                    data: undo,
+                    partial: false,
+                }),
+                Err((prepared, e)) => {
+                    let why = e.chain();
+                    self.log.error(format!("{} failed: {why}", s.key));
+                    let mut g = lock(p);
+                    // A partially applied step is undone first.
+                    if let Some(data) = prepared {
+                        g.completed.push(Done {
+                            key: s.key.clone(),
+                            phase,
+                            data,
+                            partial: true,
+                        });
+                    }
+                    g.failure
+                        .get_or_insert_with(|| format!("failed to run step {}: {why}", s.key));
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]
@@ -420,7 +585,7 @@ impl Engine {
                 Err(e) => {
                     self.record(Record::Failed {
                         key: key.clone(),
-                        error: e.message.clone(),
+                        error: e.chain(),
                     })?;
                     Ok(Err((Some(prepared), e)))
                 }
@@ -430,10 +595,9 @@ impl Engine {
     }
 
     async fn rollback(&self, completed: Vec<Done>, error: String) -> Result<Outcome, EngineError> {
-        self.log.warn(format!(
-            "Initiating rollback because of upgrade failure. upgradeErr = {error}"
-        ));
-        if let Some(t) = &self.texts.start {
+        self.log
+            .warn(format!("{}{error}", self.texts.rollback_because));
+        if let Some(t) = &self.texts.rollback_start {
             self.log.info(t.clone());
         }
         self.record(Record::RollbackStarted {
@@ -523,11 +687,11 @@ impl Engine {
                         undone.push(d.key);
                     }
                     Err(e) => {
-                        let failure = format!("undo of {} failed: {e}", d.key);
+                        let failure = format!("undo of {} failed: {}", d.key, e.chain());
                         self.log.error(failure.clone());
                         self.record(Record::UndoFailed {
                             key: d.key.clone(),
-                            error: e.message.clone(),
+                            error: e.chain(),
                         })?;
                         let mut remaining = vec![d.key.clone()];
                         remaining.extend(flat_remaining.iter().rev().cloned());
@@ -537,7 +701,7 @@ impl Engine {
             }
             self.log.info(format!("[{name}] Completed"));
         }
-        if let Some(t) = &self.texts.done {
+        if let Some(t) = &self.texts.rollback_done {
             self.log.info(t.clone());
         }
         self.record(Record::Finished {
@@ -570,4 +734,12 @@ impl Engine {
             remaining,
         })
     }
+}
+
+fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn take(p: &Mutex<Progress>) -> Progress {
+    std::mem::take(&mut *lock(p))
 }

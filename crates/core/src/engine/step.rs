@@ -1,21 +1,28 @@
 //! The step trait: what one planned step does on its target, and how it is undone.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{Reversibility, StepKey};
 use crate::cluster::ClusterError;
 use crate::exec::ExecError;
-use crate::mke3::Mke3Error;
 
-/// Why a step (or its undo) failed. The message is a lowercase fragment that never holds a
-/// secret; `transient` says whether trying again may succeed without anyone doing anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a step (or its undo) failed: what was being done (a lowercase fragment that never holds a
+/// secret) and, when another error caused it, that error as [`Error::source`]; `transient` says
+/// whether trying again may succeed without anyone doing anything. [`StepError::chain`] is the
+/// whole story in one line, as the journal and the log keep it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
     pub message: String,
     pub transient: bool,
+    #[source]
+    source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
 impl StepError {
@@ -23,50 +30,82 @@ impl StepError {
         Self {
             message: message.into(),
             transient: false,
+            source: None,
         }
     }
 
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
             transient: true,
+            ..Self::new(message)
         }
     }
 
-    /// Prefixes the message with some context.
-    pub fn context(self, what: impl fmt::Display) -> Self {
+    /// `message`, caused by `source` (transient when the source is).
+    pub fn caused(
+        message: impl Into<String>,
+        source: impl Error + Send + Sync + 'static,
+        transient: bool,
+    ) -> Self {
         Self {
-            message: format!("{what}: {}", self.message),
-            transient: self.transient,
+            message: message.into(),
+            transient,
+            source: Some(Arc::new(source)),
         }
     }
+
+    /// Wraps the error in what was being done; the error becomes the source.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        let transient = self.transient;
+        Self {
+            message: what.to_string(),
+            transient,
+            source: Some(Arc::new(self)),
+        }
+    }
+
+    /// The message and every cause, `a: b: c`.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// An error and every cause, `a: b: c`.
+pub fn chain(e: &(dyn Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 impl From<ExecError> for StepError {
     fn from(e: ExecError) -> Self {
-        Self {
-            transient: e.is_transient(),
-            message: e.to_string(),
-        }
+        let transient = e.is_transient();
+        Self::caused("host command", e, transient)
     }
 }
 
 impl From<ClusterError> for StepError {
     fn from(e: ClusterError) -> Self {
-        Self {
-            transient: e.is_transient(),
-            message: format!("kubernetes: {e}"),
-        }
+        let transient = e.is_transient();
+        Self::caused("kubernetes", e, transient)
     }
 }
 
-impl From<Mke3Error> for StepError {
-    fn from(e: Mke3Error) -> Self {
-        Self {
-            transient: e.is_transient(),
-            message: format!("mke 3: {e}"),
-        }
-    }
+/// A step's undo data (or prepared data) to JSON, for the journal.
+pub fn to_data<T: Serialize>(v: &T) -> Result<Value, StepError> {
+    serde_json::to_value(v)
+        .map_err(|e| StepError::caused("cannot record the step's undo data", e, false))
+}
+
+/// A step's undo data back from the journal: a typed struct, never loose keys.
+pub fn from_data<T: DeserializeOwned>(v: &Value) -> Result<T, StepError> {
+    T::deserialize(v)
+        .map_err(|e| StepError::caused("the journaled undo data is not valid", e, false))
 }
 
 /// One step instance of a plan.

@@ -1,10 +1,10 @@
-//! [`export_rbac`]: the whole `mke3-rbac-export.json` model read page by page.
+//! [`export_rbac`]: the whole `mke3-rbac-export.json` model read page by page, the one export
+//! `ferry mke3 export` and the upgrade's `mke.export-rbac` step both use.
 
 use std::collections::HashSet;
 use std::future::Future;
 
-use ferry_core::mke3::Page;
-use ferry_core::{Mke3Api, Mke3Error};
+use crate::mke3::{Mke3Api, Mke3Error, Page};
 use ferry_rbac::export::{EXPORT_VERSION, Export, OrgExport, TeamExport};
 
 /// Follows every page of one list, refusing a server whose marker does not advance (which

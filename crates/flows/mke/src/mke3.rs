@@ -1,5 +1,5 @@
 //! Reading (and the one write: the Calico KDD switch) of an MKE 3 cluster: the [`Mke3Api`]
-//! trait. Shapes are those of the MKE 3 API (`reference/mke3-api.md`), as `ferry-rbac`'s export
+//! trait, a backend only the MKE flow reads (so it lives with the flow). Shapes are those of the MKE 3 API (`reference/mke3-api.md`), as `ferry-rbac`'s export
 //! model holds them, so an export can be filled page by page without reshaping.
 
 use std::fmt;
@@ -93,4 +93,11 @@ pub trait Mke3Api: Send + Sync + fmt::Debug {
     ) -> Result<Page<Collection>, Mke3Error>;
     /// `.grants` of `GET /collectionGrants?subjectType=all&showPaths=true`.
     async fn grants(&self, start: Option<&str>, limit: u32) -> Result<Page<Grant>, Mke3Error>;
+}
+
+impl From<Mke3Error> for ferry_core::engine::StepError {
+    fn from(e: Mke3Error) -> Self {
+        let transient = e.is_transient();
+        ferry_core::engine::StepError::caused("mke 3", e, transient)
+    }
 }

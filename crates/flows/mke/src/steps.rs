@@ -1,20 +1,24 @@
 //! The steps of the MKE 3 → MKE 4k flow. Every host command is a real one (docker, etcdctl in
-//! the `ucp-kv` container, k0s, systemctl, tar); `docs/upgrade-steps.md` lists them per step
-//! with their undo. Every undo is idempotent and also cleans up after a partial apply.
+//! the `ucp-kv` container, k0s, the service manager, tar); `docs/upgrade-steps.md` lists them per
+//! step with their undo. Every undo is idempotent and also cleans up after a partial apply; every
+//! step's undo data is a typed struct.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Discovered, Inputs};
-use crate::cluster::{ClusterApi, DrainOptions, ObjectRef};
-use crate::engine::{Logger, Reversibility, Step, StepError, StepKey};
-use crate::exec::{Cmd, FileSpec, HostExec, Output};
+use crate::flow::{Discovered, Inputs};
 use crate::mke3::Mke3Api;
-use crate::secret::Secret;
+use ferry_core::cluster::{DrainOptions, ObjectRef};
+use ferry_core::engine::{Reversibility, Step, StepError, StepKey, from_data, to_data};
+use ferry_core::exec::{Cmd, FileSpec, HostExec, Output};
+use ferry_core::k0s::{K0S_BIN, K0S_CONFIG, K0S_DIR, K0S_TOKEN, K0sHost, Role, exists, ok};
+use ferry_core::node::{DrainStep, UncordonStep, wait_ready};
+use ferry_core::run::RunContext;
+use ferry_core::state::StateDir;
 
 /// Where ferry keeps its files on a host.
 pub const HOST_DIR: &str = "/var/lib/ferry";
@@ -30,10 +34,6 @@ pub const HOST_ARCHIVE: &str = "/var/lib/ferry/mke3-data.tar.gz";
 pub const HOST_SPECS: &str = "/var/lib/ferry/mke3-containers.json";
 /// The snapshot uploaded to restore a manager's etcd.
 pub const HOST_RESTORE: &str = "/var/lib/ferry/etcd-restore.db";
-pub const K0S_BIN: &str = "/usr/local/bin/k0s";
-pub const K0S_DIR: &str = "/etc/k0s";
-pub const K0S_CONFIG: &str = "/etc/k0s/k0s.yaml";
-pub const K0S_TOKEN: &str = "/etc/k0s/join-token";
 
 /// The files of the state directory.
 pub const SNAPSHOT_FILE: &str = "etcd-snapshot.db";
@@ -42,6 +42,10 @@ pub const EXPORT_FILE: &str = "mke3-rbac-export.json";
 pub const MKE4_FILE: &str = "mke4.yaml";
 pub const RBAC_FILE: &str = "rbac.yaml";
 pub const SUMMARY_FILE: &str = "upgrade-summary.txt";
+/// The "Configuration file" section of the summary, kept by the conversion step.
+pub const CONFIG_SUMMARY_FILE: &str = "summary-configuration.txt";
+/// The Authentication and Authorization sections, kept by the translation step.
+pub const RBAC_SUMMARY_FILE: &str = "summary-rbac.txt";
 
 const ETCD_FLAGS: [&str; 4] = [
     "--endpoints=https://127.0.0.1:12379",
@@ -144,18 +148,13 @@ impl Kind {
 pub struct Ctx {
     pub inputs: Inputs,
     pub discovered: Discovered,
-    pub hosts: BTreeMap<String, Arc<dyn HostExec>>,
-    pub cluster: Arc<dyn ClusterApi>,
+    pub run: RunContext,
     pub mke3: Arc<dyn Mke3Api>,
-    pub state_dir: PathBuf,
-    pub log: Logger,
 }
 
 impl Ctx {
     fn host(&self, name: &str) -> Result<&Arc<dyn HostExec>, StepError> {
-        self.hosts
-            .get(name)
-            .ok_or_else(|| StepError::new(format!("no connection to host {name}")))
+        self.run.host(name)
     }
 
     fn node(&self, host: &str) -> Result<String, StepError> {
@@ -169,35 +168,169 @@ impl Ctx {
         self.discovered.host(host).is_some_and(|h| h.manager)
     }
 
-    fn read_state(&self, file: &str) -> Result<Vec<u8>, StepError> {
-        let p = self.state_dir.join(file);
-        std::fs::read(&p).map_err(|e| StepError::new(format!("cannot read {}: {e}", p.display())))
+    fn k0s<'a>(&'a self, host: &str, h: &'a dyn HostExec) -> Result<K0sHost<'a>, StepError> {
+        let init = self
+            .discovered
+            .host(host)
+            .map(|p| p.init_system)
+            .ok_or_else(|| StepError::new(format!("host {host} is not in the plan")))?;
+        Ok(K0sHost::new(h, init))
     }
 
-    pub(crate) fn write_state(&self, file: &str, data: &[u8]) -> Result<(), StepError> {
-        let p = self.state_dir.join(file);
-        let tmp = self.state_dir.join(format!(".{file}.tmp"));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            }
-            f.write_all(data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p)
-        };
-        write().map_err(|e| StepError::new(format!("cannot write {}: {e}", p.display())))
+    fn log(&self) -> &ferry_core::engine::Logger {
+        &self.run.log
     }
 }
 
-/// One step instance.
+/// The step implementation for `key`: the node steps of core for drain and uncordon, this
+/// flow's own for the rest.
+pub fn step(key: StepKey, kind: Kind, cx: &Arc<Ctx>) -> Arc<dyn Step> {
+    let node = key.host().and_then(|h| cx.node(h).ok()).unwrap_or_default();
+    match kind {
+        Kind::Drain => Arc::new(DrainStep::new(
+            key,
+            node,
+            cx.run.cluster.clone(),
+            DrainOptions {
+                timeout: Duration::from_secs(300),
+                delete_emptydir_data: true,
+                force_bare_pods: false,
+            },
+            cx.run.log.clone(),
+        )),
+        Kind::Uncordon => Arc::new(UncordonStep::new(key, node, cx.run.cluster.clone())),
+        _ => Arc::new(MkeStep::new(key, kind, cx.clone())),
+    }
+}
+
+/// Whether a directory existed before a step made it (so that its undo removes only its own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirState {
+    pub dir_existed: bool,
+}
+
+/// The MKE 3 containers a step stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Running {
+    pub running: Vec<String>,
+}
+
+/// What a k0s install found before it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallState {
+    pub dir_existed: bool,
+    pub binary_existed: bool,
+}
+
+/// An object as it was before an apply (`None`: it did not exist).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Previous {
+    #[serde(rename = "ref")]
+    pub object: ObjectRef,
+    pub before: Option<Value>,
+}
+
+/// Every object an apply step touches, with its earlier state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Applied {
+    pub objects: Vec<Previous>,
+}
+
+/// What the MKE 3 cleanup removes (names only: the containers' configuration, which may hold
+/// secrets in its environment, stays on the host in a root-only file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveState {
+    pub containers: Vec<String>,
+    pub volumes: Vec<String>,
+    pub swarm: bool,
+    pub dir_existed: bool,
+}
+
+/// `docker info --format {{json .Swarm}}`, the parts ferry reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmInfo {
+    #[serde(default)]
+    pub local_node_state: String,
+    /// A swarm manager.
+    #[serde(default)]
+    pub control_available: bool,
+}
+
+/// `docker container inspect`, the parts the cleanup's undo recreates a container from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Inspect {
+    pub name: String,
+    pub config: InspectConfig,
+    pub host_config: InspectHostConfig,
+    pub mounts: Vec<InspectMount>,
+    pub state: InspectState,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectConfig {
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectHostConfig {
+    pub restart_policy: InspectRestart,
+    // In docker's order (serde_json keeps it), not sorted.
+    pub port_bindings: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectRestart {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectMount {
+    pub name: Option<String>,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectState {
+    pub running: bool,
+}
+
+/// The swarm state of a host.
+pub async fn swarm_info(h: &dyn HostExec) -> Result<SwarmInfo, StepError> {
+    let out = ok(h, sudo("docker", &["info", "--format", "{{json .Swarm}}"])).await?;
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        StepError::caused(
+            format!("{}: docker info printed no swarm state", h.host()),
+            e,
+            false,
+        )
+    })
+}
+
+/// The names of the host's MKE 3 containers: running ones, or all with `all`.
+pub async fn ucp_containers(h: &dyn HostExec, all: bool) -> Result<Vec<String>, StepError> {
+    let mut args = vec!["ps"];
+    if all {
+        args.push("-a");
+    }
+    args.extend(["--filter", "name=ucp-", "--format", "{{.Names}}"]);
+    Ok(lines(&ok(h, sudo("docker", &args)).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command helpers.
+
+/// One step of this flow's own.
 #[derive(Debug)]
 pub struct MkeStep {
     key: StepKey,
@@ -215,6 +348,10 @@ impl MkeStep {
             .host()
             .ok_or_else(|| StepError::new(format!("{} needs a host target", self.key)))
     }
+
+    fn state(&self) -> &StateDir {
+        &self.cx.run.state
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,29 +359,6 @@ impl MkeStep {
 
 fn sudo(program: &str, args: &[&str]) -> Cmd {
     Cmd::new(program).args(args.iter().copied()).sudo()
-}
-
-async fn run(h: &dyn HostExec, cmd: Cmd) -> Result<Output, StepError> {
-    Ok(h.run(&cmd).await?)
-}
-
-async fn ok(h: &dyn HostExec, cmd: Cmd) -> Result<Output, StepError> {
-    let shown = cmd.to_string();
-    let out = h.run(&cmd).await?;
-    if out.success() {
-        Ok(out)
-    } else {
-        Err(StepError::new(format!(
-            "{}: `{shown}` exited with {}: {}",
-            h.host(),
-            out.code.map_or("a signal".to_string(), |c| c.to_string()),
-            out.stderr_text().trim()
-        )))
-    }
-}
-
-async fn exists(h: &dyn HostExec, flag: &str, path: &str) -> Result<bool, StepError> {
-    Ok(run(h, sudo("test", &[flag, path])).await?.success())
 }
 
 fn lines(o: &Output) -> Vec<String> {
@@ -256,21 +370,6 @@ fn lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
-fn strs(v: &Value, key: &str) -> Vec<String> {
-    v[key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn flag(v: &Value, key: &str) -> bool {
-    v[key].as_bool().unwrap_or(false)
-}
-
 fn root_file(mode: u32) -> FileSpec {
     FileSpec {
         mode,
@@ -278,6 +377,13 @@ fn root_file(mode: u32) -> FileSpec {
         group: None,
         sudo: true,
     }
+}
+
+async fn rmdir_if_new(h: &dyn HostExec, dir: &str, existed: bool) -> Result<(), StepError> {
+    if !existed && exists(h, "-d", dir).await? {
+        ok(h, sudo("rmdir", &["--ignore-fail-on-non-empty", dir])).await?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,196 +400,155 @@ impl Step for MkeStep {
 
     async fn prepare(&self) -> Result<Value, StepError> {
         match self.kind {
-            Kind::BackupEtcd => {
-                let h = self.cx.host(self.target_host()?)?;
-                Ok(json!({"dirExisted": exists(h.as_ref(), "-d", HOST_DIR).await?}))
-            }
-            Kind::Drain | Kind::Uncordon => {
-                let node = self.cx.node(self.target_host()?)?;
-                let nodes = self.cx.cluster.nodes().await?;
-                let n = nodes
-                    .iter()
-                    .find(|n| n.name == node)
-                    .ok_or_else(|| StepError::new(format!("node {node} not found")))?;
-                Ok(json!({"node": node, "unschedulable": n.unschedulable}))
-            }
-            Kind::StopMke3 => {
-                let h = self.cx.host(self.target_host()?)?;
-                let out = ok(
-                    h.as_ref(),
-                    sudo(
-                        "docker",
-                        &["ps", "--filter", "name=ucp-", "--format", "{{.Names}}"],
-                    ),
-                )
-                .await?;
-                Ok(json!({"running": lines(&out)}))
-            }
-            Kind::InstallK0s => {
-                let h = self.cx.host(self.target_host()?)?;
-                Ok(json!({
-                    "dirExisted": exists(h.as_ref(), "-d", K0S_DIR).await?,
-                    "binaryExisted": exists(h.as_ref(), "-f", K0S_BIN).await?,
-                }))
+            Kind::BackupEtcd | Kind::RemoveMke3 | Kind::StopMke3 | Kind::InstallK0s => {
+                let h = self.cx.host(self.target_host()?)?.as_ref();
+                match self.kind {
+                    Kind::BackupEtcd => to_data(&DirState {
+                        dir_existed: exists(h, "-d", HOST_DIR).await?,
+                    }),
+                    Kind::StopMke3 => to_data(&Running {
+                        running: ucp_containers(h, false).await?,
+                    }),
+                    Kind::InstallK0s => to_data(&InstallState {
+                        dir_existed: exists(h, "-d", K0S_DIR).await?,
+                        binary_existed: exists(h, "-f", K0S_BIN).await?,
+                    }),
+                    _ => to_data(&RemoveState {
+                        containers: ucp_containers(h, true).await?,
+                        volumes: lines(
+                            &ok(
+                                h,
+                                sudo(
+                                    "docker",
+                                    &[
+                                        "volume",
+                                        "ls",
+                                        "--filter",
+                                        "name=ucp-",
+                                        "--format",
+                                        "{{.Name}}",
+                                    ],
+                                ),
+                            )
+                            .await?,
+                        ),
+                        swarm: swarm_info(h).await?.local_node_state == "active",
+                        dir_existed: exists(h, "-d", HOST_DIR).await?,
+                    }),
+                }
             }
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
-                let objects = self.objects()?;
-                let mut previous = Vec::new();
-                for o in &objects {
-                    let r = object_ref(o)?;
-                    previous.push(json!({"ref": r, "before": self.cx.cluster.get(&r).await?}));
+                let mut objects = Vec::new();
+                for o in self.objects()? {
+                    let r = object_ref(&o)?;
+                    let before = self.cx.run.cluster.get(&r).await?;
+                    objects.push(Previous { object: r, before });
                 }
-                Ok(json!({"objects": previous}))
+                to_data(&Applied { objects })
             }
-            Kind::RemoveMke3 => self.prepare_remove().await,
             _ => Ok(Value::Null),
         }
     }
 
     async fn apply(&self, prepared: &Value) -> Result<Value, StepError> {
         match self.kind {
-            Kind::BackupEtcd => self.backup_etcd(prepared).await,
+            Kind::BackupEtcd => self.backup_etcd().await?,
             Kind::ExportConfig => {
                 let toml = self.cx.mke3.config_toml().await?;
-                self.cx
-                    .write_state(super::steps::TOML_FILE, toml.as_bytes())?;
-                Ok(Value::Null)
+                self.state().write(TOML_FILE, toml.as_bytes())?;
             }
             Kind::ExportRbac => {
-                let export = export_rbac(self.cx.mke3.as_ref()).await?;
+                let export = crate::export_rbac(self.cx.mke3.as_ref(), 100).await?;
                 let text = serde_json::to_vec_pretty(&export)
-                    .map_err(|e| StepError::new(format!("cannot write the export: {e}")))?;
-                self.cx.write_state(EXPORT_FILE, &text)?;
-                Ok(Value::Null)
+                    .map_err(|e| StepError::caused("cannot write the export", e, false))?;
+                self.state().write(EXPORT_FILE, &text)?;
             }
             Kind::ConvertConfig => {
-                let c = conversion(&self.cx)?;
+                // The one conversion of the run: what is kept here is what gets applied.
+                let c = self.conversion()?;
                 let yaml = ferry_config_convert::to_yaml(&c.config)
-                    .map_err(|e| StepError::new(format!("cannot render mke4.yaml: {e}")))?;
-                self.cx.write_state(MKE4_FILE, yaml.as_bytes())?;
-                Ok(Value::Null)
+                    .map_err(|e| StepError::caused("cannot render mke4.yaml", e, false))?;
+                self.state().write(MKE4_FILE, yaml.as_bytes())?;
+                let section = ferry_config_convert::report::configuration_summary(&c);
+                self.state()
+                    .write(CONFIG_SUMMARY_FILE, section.as_bytes())?;
             }
             Kind::TranslateRbac => {
-                let t = translation(&self.cx)?;
+                let t = self.translation()?;
                 let yaml = t
                     .to_yaml()
-                    .map_err(|e| StepError::new(format!("cannot render the RBAC objects: {e}")))?;
-                self.cx.write_state(RBAC_FILE, yaml.as_bytes())?;
-                Ok(Value::Null)
-            }
-            Kind::Drain => {
-                let node = self.cx.node(self.target_host()?)?;
-                let r = self
-                    .cx
-                    .cluster
-                    .drain(
-                        &node,
-                        &DrainOptions {
-                            timeout: Duration::from_secs(300),
-                            delete_emptydir_data: true,
-                            force_bare_pods: false,
-                        },
-                    )
-                    .await?;
-                self.cx.log.info(format!(
-                    "[{}] drained node {node}: {} pod(s) evicted",
-                    self.target_host()?,
-                    r.evicted.len()
-                ));
-                Ok(prepared.clone())
+                    .map_err(|e| StepError::caused("cannot render the RBAC objects", e, false))?;
+                self.state().write(RBAC_FILE, yaml.as_bytes())?;
+                self.state()
+                    .write(RBAC_SUMMARY_FILE, t.report.summary_sections().as_bytes())?;
             }
             Kind::StopMke3 => {
                 let h = self.cx.host(self.target_host()?)?;
-                let names = strs(prepared, "running");
+                let names = from_data::<Running>(prepared)?.running;
                 if !names.is_empty() {
                     let mut args = vec!["container", "stop"];
                     args.extend(names.iter().map(String::as_str));
                     ok(h.as_ref(), sudo("docker", &args)).await?;
                 }
-                Ok(prepared.clone())
             }
-            Kind::InstallK0s => self.install_k0s(prepared).await,
-            Kind::StartK0s => self.start_k0s().await,
-            Kind::Uncordon => {
-                let node = self.cx.node(self.target_host()?)?;
-                self.cx.cluster.uncordon(&node).await?;
-                Ok(prepared.clone())
-            }
+            Kind::InstallK0s => self.install_k0s(&from_data(prepared)?).await?,
+            Kind::StartK0s => self.start_k0s().await?,
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
                 for o in self.objects()? {
-                    self.cx.cluster.apply(&o).await?;
+                    self.cx.run.cluster.apply(&o).await?;
                 }
-                Ok(prepared.clone())
             }
-            Kind::RemoveMke3 => self.remove_mke3(prepared).await,
+            Kind::RemoveMke3 => self.remove_mke3(&from_data(prepared)?).await?,
+            Kind::Drain | Kind::Uncordon => {
+                return Err(StepError::new(format!(
+                    "{} is a node step of ferry-core",
+                    self.key
+                )));
+            }
         }
+        Ok(prepared.clone())
     }
 
-    async fn undo(&self, data: &Value, partial: bool) -> Result<(), StepError> {
+    async fn undo(&self, data: &Value, _partial: bool) -> Result<(), StepError> {
         match self.kind {
-            Kind::ExportConfig | Kind::ExportRbac | Kind::ConvertConfig | Kind::TranslateRbac => {
-                Ok(())
-            }
+            Kind::ExportConfig
+            | Kind::ExportRbac
+            | Kind::ConvertConfig
+            | Kind::TranslateRbac
+            | Kind::Drain
+            | Kind::Uncordon => Ok(()),
             Kind::BackupEtcd => {
-                let h = self.cx.host(self.target_host()?)?;
-                ok(
-                    h.as_ref(),
-                    sudo("rm", &["-f", KV_SNAPSHOT_ON_HOST, HOST_SNAPSHOT]),
-                )
-                .await?;
-                if !flag(data, "dirExisted") && exists(h.as_ref(), "-d", HOST_DIR).await? {
-                    ok(
-                        h.as_ref(),
-                        sudo("rmdir", &["--ignore-fail-on-non-empty", HOST_DIR]),
-                    )
-                    .await?;
-                }
-                Ok(())
+                let h = self.cx.host(self.target_host()?)?.as_ref();
+                let before: DirState = from_data(data)?;
+                ok(h, sudo("rm", &["-f", KV_SNAPSHOT_ON_HOST, HOST_SNAPSHOT])).await?;
+                rmdir_if_new(h, HOST_DIR, before.dir_existed).await
             }
-            Kind::Drain => {
-                if !flag(data, "unschedulable") {
-                    let node = self.cx.node(self.target_host()?)?;
-                    self.cx.cluster.uncordon(&node).await?;
-                }
-                Ok(())
-            }
-            Kind::Uncordon => {
-                let node = self.cx.node(self.target_host()?)?;
-                if !partial || !flag(data, "unschedulable") {
-                    self.cx.cluster.cordon(&node).await?;
-                }
-                Ok(())
-            }
-            Kind::StopMke3 => self.undo_stop(data).await,
-            Kind::InstallK0s => self.undo_install(data).await,
+            Kind::StopMke3 => self.undo_stop(&from_data(data)?).await,
+            Kind::InstallK0s => self.undo_install(&from_data(data)?).await,
             Kind::StartK0s => {
-                let h = self.cx.host(self.target_host()?)?;
-                if run(h.as_ref(), sudo("k0s", &["status"])).await?.success() {
-                    ok(h.as_ref(), sudo("k0s", &["stop"])).await?;
-                }
-                Ok(())
+                let host = self.target_host()?;
+                let h = self.cx.host(host)?.as_ref();
+                self.cx.k0s(host, h)?.stop_if_running().await
             }
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
-                let items = data["objects"].as_array().cloned().unwrap_or_default();
-                for item in items.iter().rev() {
-                    let r: ObjectRef = serde_json::from_value(item["ref"].clone())
-                        .map_err(|e| StepError::new(format!("bad undo data: {e}")))?;
-                    match &item["before"] {
-                        Value::Null => {
-                            self.cx.cluster.delete(&r).await?;
+                let applied: Applied = from_data(data)?;
+                for p in applied.objects.iter().rev() {
+                    match &p.before {
+                        None => {
+                            self.cx.run.cluster.delete(&p.object).await?;
                         }
-                        before => self.cx.cluster.apply(before).await?,
+                        Some(before) => self.cx.run.cluster.apply(before).await?,
                     }
                 }
                 Ok(())
             }
-            Kind::RemoveMke3 => self.undo_remove(data).await,
+            Kind::RemoveMke3 => self.undo_remove(&from_data(data)?).await,
         }
     }
 }
 
 /// The reference of an object to apply (apiVersion, kind, namespace, name).
-fn object_ref(v: &Value) -> Result<ObjectRef, StepError> {
+pub fn object_ref(v: &Value) -> Result<ObjectRef, StepError> {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
     match (s("/apiVersion"), s("/kind"), s("/metadata/name")) {
         (Some(api_version), Some(kind), Some(name)) => Ok(ObjectRef {
@@ -496,33 +561,76 @@ fn object_ref(v: &Value) -> Result<ObjectRef, StepError> {
     }
 }
 
+fn read_text(state: &StateDir, file: &str) -> Result<String, StepError> {
+    String::from_utf8(state.read(file)?)
+        .map_err(|_| StepError::new(format!("{file} in the state directory is not UTF-8")))
+}
+
+/// The MKE 4 objects of the kept `mke4.yaml`: the `mke` namespace and the `MkeConfig`.
+pub fn mke4_objects(state: &StateDir) -> Result<Vec<Value>, StepError> {
+    let config = ferry_config_convert::from_yaml(&read_text(state, MKE4_FILE)?)
+        .map_err(|e| StepError::caused(format!("cannot read the kept {MKE4_FILE}"), e, false))?;
+    let spec = serde_json::to_value(&config)
+        .map_err(|e| StepError::caused("cannot serialise the MKE 4 config", e, false))?;
+    Ok(vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mke"}}),
+        json!({
+            "apiVersion": "mke.mirantis.com/v1alpha1",
+            "kind": "MkeConfig",
+            "metadata": {"name": "mke", "namespace": "mke"},
+            "spec": spec.get("spec").cloned().unwrap_or(spec),
+        }),
+    ])
+}
+
+/// The objects of the kept `rbac.yaml`, one per YAML document.
+pub fn rbac_objects(state: &StateDir) -> Result<Vec<Value>, StepError> {
+    let text = read_text(state, RBAC_FILE)?;
+    let mut out = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = Value::deserialize(doc).map_err(|e| {
+            StepError::caused(format!("cannot read the kept {RBAC_FILE}"), e, false)
+        })?;
+        if !v.is_null() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 impl MkeStep {
     fn objects(&self) -> Result<Vec<Value>, StepError> {
         match self.kind {
-            Kind::ApplyMke4Config => {
-                let c = conversion(&self.cx)?;
-                let spec = serde_json::to_value(&c.config).map_err(|e| {
-                    StepError::new(format!("cannot serialise the MKE 4 config: {e}"))
-                })?;
-                Ok(vec![
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mke"}}),
-                    json!({
-                        "apiVersion": "mke.mirantis.com/v1alpha1",
-                        "kind": "MkeConfig",
-                        "metadata": {"name": "mke", "namespace": "mke"},
-                        "spec": spec.get("spec").cloned().unwrap_or(spec),
-                    }),
-                ])
-            }
-            Kind::ApplyRbac => Ok(translation(&self.cx)?.manifests.to_json_values()),
+            Kind::ApplyMke4Config => mke4_objects(self.state()),
+            Kind::ApplyRbac => rbac_objects(self.state()),
             _ => Ok(Vec::new()),
         }
     }
 
-    async fn backup_etcd(&self, prepared: &Value) -> Result<Value, StepError> {
+    /// The conversion of the exported config-toml.
+    fn conversion(&self) -> Result<ferry_config_convert::Conversion, StepError> {
+        let toml = read_text(self.state(), TOML_FILE)?;
+        let options = self
+            .cx
+            .inputs
+            .convert_options(&self.cx.run.specs, &self.cx.discovered);
+        ferry_config_convert::convert(&toml, &options)
+            .map_err(|e| StepError::caused("cannot convert the MKE 3 configuration", e, false))
+    }
+
+    /// The RBAC translation of the export.
+    fn translation(&self) -> Result<ferry_rbac::Translation, StepError> {
+        let text = read_text(self.state(), EXPORT_FILE)?;
+        let export = ferry_rbac::Export::from_json(&text)
+            .map_err(|e| StepError::caused("cannot read the RBAC export", e, false))?;
+        ferry_rbac::translate(&export, &ferry_rbac::Options::default())
+            .map_err(|e| StepError::caused("cannot translate the RBAC export", e, false))
+    }
+
+    async fn backup_etcd(&self) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        self.cx.log.info(format!(
+        self.cx.log().info(format!(
             "[{host}] taking an etcd snapshot of MKE 3 (ucp-kv)"
         ));
         ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
@@ -538,22 +646,25 @@ impl MkeStep {
         )
         .await?;
         let out = ok(h, sudo("cat", &[HOST_SNAPSHOT])).await?;
-        self.cx.write_state(SNAPSHOT_FILE, &out.stdout)?;
-        Ok(prepared.clone())
+        self.state().write(SNAPSHOT_FILE, &out.stdout)?;
+        Ok(())
     }
 
-    async fn install_k0s(&self, prepared: &Value) -> Result<Value, StepError> {
+    async fn install_k0s(&self, before: &InstallState) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
+        let k0s = self.cx.k0s(host, h)?;
         let manager = self.cx.manager(host);
         let leader = host == self.cx.discovered.leader;
-        let v = &self.cx.inputs.k0s_version;
         ok(h, sudo("mkdir", &["-p", K0S_DIR])).await?;
-        if !flag(prepared, "binaryExisted") {
-            let url =
-                format!("https://github.com/k0sproject/k0s/releases/download/{v}/k0s-{v}-amd64");
-            ok(h, sudo("curl", &["-sSLf", "-o", K0S_BIN, &url])).await?;
-            ok(h, sudo("chmod", &["755", K0S_BIN])).await?;
+        if !before.binary_existed {
+            let machine = self
+                .cx
+                .discovered
+                .host(host)
+                .map(|p| p.machine.clone())
+                .unwrap_or_default();
+            k0s.put_binary(&self.cx.inputs.k0s, &machine).await?;
         }
         if manager {
             h.put_file(
@@ -563,195 +674,124 @@ impl MkeStep {
             )
             .await?;
         }
-        let mut args: Vec<String> = if manager {
-            vec![
-                "install".into(),
-                "controller".into(),
-                "--enable-worker".into(),
-                "--config".into(),
-                K0S_CONFIG.into(),
-            ]
+        let role = if manager {
+            Role::Controller { worker: true }
         } else {
-            vec!["install".into(), "worker".into()]
+            Role::Worker
         };
         if !leader {
             // A join token from the leader; it passes through memory and a 0600 file only.
             let l = self.cx.host(&self.cx.discovered.leader)?.as_ref();
-            let role = if manager {
-                "--role=controller"
-            } else {
-                "--role=worker"
-            };
-            let out = ok(l, sudo("k0s", &["token", "create", role, "--expiry=1h"])).await?;
-            let token = Secret::new(out.stdout_text().trim().to_string());
-            h.put_file(K0S_TOKEN, token.expose().as_bytes(), &root_file(0o600))
+            let token = self
+                .cx
+                .k0s(&self.cx.discovered.leader, l)?
+                .token_create(role, "1h")
                 .await?;
-            args.extend(["--token-file".to_string(), K0S_TOKEN.to_string()]);
+            k0s.put_token(&token).await?;
         }
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let r = ok(h, sudo("k0s", &a)).await;
+        let config = manager.then_some(K0S_CONFIG);
+        let token = (!leader).then_some(K0S_TOKEN);
+        let r = k0s.install(role, config, token).await;
         // The token file is not needed once installed, and must not stay around.
         let cleanup = ok(h, sudo("rm", &["-f", K0S_TOKEN])).await;
         r?;
         cleanup?;
-        Ok(prepared.clone())
+        Ok(())
     }
 
-    async fn undo_install(&self, data: &Value) -> Result<(), StepError> {
+    async fn undo_install(&self, before: &InstallState) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        let installed = exists(h, "-f", "/etc/systemd/system/k0scontroller.service").await?
-            || exists(h, "-f", "/etc/systemd/system/k0sworker.service").await?;
-        if installed && exists(h, "-f", K0S_BIN).await? {
-            self.cx.log.info(format!("Resetting k0s on {host} ..."));
-            if run(h, sudo("k0s", &["status"])).await?.success() {
-                ok(h, sudo("k0s", &["stop"])).await?;
-            }
-            ok(h, sudo("k0s", &["reset"])).await?;
-            self.cx.log.info(format!("[ssh] {host}: reset"));
+        let k0s = self.cx.k0s(host, h)?;
+        if k0s.installed().await?.is_some() && exists(h, "-f", K0S_BIN).await? {
+            self.cx.log().info(format!("Resetting k0s on {host} ..."));
+            k0s.stop_if_running().await?;
+            k0s.reset().await?;
+            self.cx.log().info(format!("[ssh] {host}: reset"));
         }
         ok(h, sudo("rm", &["-f", K0S_CONFIG, K0S_TOKEN])).await?;
-        if !flag(data, "binaryExisted") {
+        if !before.binary_existed {
             ok(h, sudo("rm", &["-f", K0S_BIN])).await?;
         }
-        if !flag(data, "dirExisted") && exists(h, "-d", K0S_DIR).await? {
-            ok(h, sudo("rmdir", &["--ignore-fail-on-non-empty", K0S_DIR])).await?;
-        }
-        ok(h, sudo("systemctl", &["daemon-reload"])).await?;
+        rmdir_if_new(h, K0S_DIR, before.dir_existed).await?;
+        k0s.reload().await?;
         self.cx
-            .log
+            .log()
             .info(format!("[ssh] {host}: reloading service manager"));
         Ok(())
     }
 
-    async fn start_k0s(&self) -> Result<Value, StepError> {
+    async fn start_k0s(&self) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        ok(h, sudo("k0s", &["start"])).await?;
+        let k0s = self.cx.k0s(host, h)?;
+        k0s.start().await?;
         let node = self.cx.node(host)?;
         // Wait for the node to come back Ready under k0s.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        loop {
-            let ready = match self.cx.cluster.nodes().await {
-                Ok(nodes) => nodes.iter().any(|n| n.name == node && n.ready),
-                Err(e) if e.is_transient() => false,
-                Err(e) => return Err(e.into()),
-            };
-            if ready {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StepError::new(format!(
-                    "node {node} did not become Ready under k0s within 10 minutes"
-                )));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        if self.cx.manager(host) {
-            ok(h, sudo("k0s", &["status"])).await?;
+        wait_ready(
+            self.cx.run.cluster.as_ref(),
+            &node,
+            Duration::from_secs(600),
+            Duration::from_secs(2),
+        )
+        .await
+        .map_err(|e| e.context(format!("{host} under k0s")))?;
+        if self.cx.manager(host) && !k0s.running().await? {
+            return Err(StepError::new(format!(
+                "{host}: k0s status failed after start"
+            )));
         }
         self.cx
-            .log
+            .log()
             .info(format!("[{host}] node {node} is Ready on k0s"));
-        Ok(Value::Null)
+        Ok(())
     }
 
-    async fn undo_stop(&self, data: &Value) -> Result<(), StepError> {
+    async fn undo_stop(&self, stopped: &Running) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        let names = strs(data, "running");
-        if names.is_empty() {
+        if stopped.running.is_empty() {
             return Ok(());
         }
         // Start ucp-kv first: the other MKE 3 components need it.
-        let mut ordered: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut ordered: Vec<&str> = stopped.running.iter().map(String::as_str).collect();
         ordered.sort_by_key(|n| *n != "ucp-kv");
         let mut args = vec!["container", "start"];
         args.extend(ordered.iter().copied());
         ok(h, sudo("docker", &args)).await?;
-        if names.iter().any(|n| n == "ucp-kv") {
-            self.cx.log.info("Waiting for etcd to be healthy ...");
+        if stopped.running.iter().any(|n| n == "ucp-kv") {
+            self.cx.log().info("Waiting for etcd to be healthy ...");
             let mut a = vec!["exec", "ucp-kv", "etcdctl"];
             a.extend(ETCD_FLAGS);
             a.extend(["endpoint", "health"]);
             ok(h, sudo("docker", &a)).await?;
-            self.cx.log.info("etcd health check succeeded!");
+            self.cx.log().info("etcd health check succeeded!");
         }
         Ok(())
     }
 
-    async fn prepare_remove(&self) -> Result<Value, StepError> {
-        let h = self.cx.host(self.target_host()?)?.as_ref();
-        let names = lines(
-            &ok(
-                h,
-                sudo(
-                    "docker",
-                    &[
-                        "ps",
-                        "-a",
-                        "--filter",
-                        "name=ucp-",
-                        "--format",
-                        "{{.Names}}",
-                    ],
-                ),
-            )
-            .await?,
-        );
-        let volumes = lines(
-            &ok(
-                h,
-                sudo(
-                    "docker",
-                    &[
-                        "volume",
-                        "ls",
-                        "--filter",
-                        "name=ucp-",
-                        "--format",
-                        "{{.Name}}",
-                    ],
-                ),
-            )
-            .await?,
-        );
-        let swarm = ok(h, sudo("docker", &["info", "--format", "{{json .Swarm}}"])).await?;
-        let swarm: Value = serde_json::from_slice(&swarm.stdout).unwrap_or(Value::Null);
-        // Only names go to the journal: the containers' full configuration (which may hold
-        // secrets in its environment) stays on the host, in a root-only file.
-        Ok(json!({
-            "containers": names,
-            "volumes": volumes,
-            "swarm": swarm["LocalNodeState"] == "active",
-            "dirExisted": exists(h, "-d", HOST_DIR).await?,
-        }))
-    }
-
-    async fn remove_mke3(&self, prepared: &Value) -> Result<Value, StepError> {
+    async fn remove_mke3(&self, r: &RemoveState) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        let names = strs(prepared, "containers");
-        let volumes = strs(prepared, "volumes");
-        let swarm = flag(prepared, "swarm");
         self.cx
-            .log
+            .log()
             .info(format!("[{host}] removing MKE 3 components"));
         ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
-        if !names.is_empty() {
+        if !r.containers.is_empty() {
             let mut args = vec!["container", "inspect"];
-            args.extend(names.iter().map(String::as_str));
+            args.extend(r.containers.iter().map(String::as_str));
             let specs = ok(h, sudo("docker", &args)).await?;
             h.put_file(HOST_SPECS, &specs.stdout, &root_file(0o600))
                 .await?;
         }
         // Everything removed below is archived first (ucp-kv is restored from the snapshot).
-        let mut paths: Vec<String> = volumes
+        let mut paths: Vec<String> = r
+            .volumes
             .iter()
             .filter(|v| v.as_str() != "ucp-kv")
             .map(|v| format!("volumes/{v}"))
             .collect();
-        if swarm {
+        if r.swarm {
             paths.push("swarm".into());
         }
         if !paths.is_empty() {
@@ -759,26 +799,76 @@ impl MkeStep {
             args.extend(paths.iter().map(String::as_str));
             ok(h, sudo("tar", &args)).await?;
         }
-        if !names.is_empty() {
+        if !r.containers.is_empty() {
             let mut args = vec!["container", "rm", "-f"];
-            args.extend(names.iter().map(String::as_str));
+            args.extend(r.containers.iter().map(String::as_str));
             ok(h, sudo("docker", &args)).await?;
         }
-        if !volumes.is_empty() {
+        if !r.volumes.is_empty() {
             let mut args = vec!["volume", "rm"];
-            args.extend(volumes.iter().map(String::as_str));
+            args.extend(r.volumes.iter().map(String::as_str));
             ok(h, sudo("docker", &args)).await?;
         }
-        if swarm {
+        if r.swarm {
             ok(h, sudo("docker", &["swarm", "leave", "--force"])).await?;
         }
-        Ok(prepared.clone())
+        Ok(())
     }
 
-    async fn undo_remove(&self, data: &Value) -> Result<(), StepError> {
+    async fn restore_etcd(&self, h: &dyn HostExec) -> Result<(), StepError> {
+        self.cx.log().info("Running etcd cleanup service ...");
+        ok(
+            h,
+            sudo(
+                "rm",
+                &["-rf", "/var/lib/docker/volumes/ucp-kv/_data/datav3"],
+            ),
+        )
+        .await?;
+        self.cx
+            .log()
+            .info("MKE3 etcd directories successfully cleaned up ...");
+        self.cx
+            .log()
+            .info("Restoring etcd from the previously taken system backup ...");
+        let snapshot = self.state().read(SNAPSHOT_FILE)?;
+        ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
+        h.put_file(HOST_RESTORE, &snapshot, &root_file(0o600))
+            .await?;
+        let image = format!("mirantis/ucp-etcd:{}", self.cx.discovered.mke3_version);
+        let out = ok(
+            h,
+            sudo(
+                "docker",
+                &[
+                    "run",
+                    "--rm",
+                    "-v",
+                    "ucp-kv:/data",
+                    "-v",
+                    "/var/lib/ferry:/backup",
+                    &image,
+                    "etcdctl",
+                    "snapshot",
+                    "restore",
+                    "/backup/etcd-restore.db",
+                    "--data-dir",
+                    "/data/datav3",
+                ],
+            ),
+        )
+        .await?;
+        ok(h, sudo("rm", &["-f", HOST_RESTORE])).await?;
+        self.cx.log().info(format!(
+            "Successfully restored etcd with output: {}",
+            out.stdout_text().trim()
+        ));
+        Ok(())
+    }
+
+    async fn undo_remove(&self, r: &RemoveState) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
-        let volumes = strs(data, "volumes");
         if exists(h, "-f", HOST_ARCHIVE).await? {
             ok(
                 h,
@@ -786,7 +876,7 @@ impl MkeStep {
             )
             .await?;
         }
-        if volumes.iter().any(|v| v == "ucp-kv")
+        if r.volumes.iter().any(|v| v == "ucp-kv")
             && !exists(
                 h,
                 "-f",
@@ -794,98 +884,30 @@ impl MkeStep {
             )
             .await?
         {
-            self.cx.log.info("Running etcd cleanup service ...");
-            ok(
-                h,
-                sudo(
-                    "rm",
-                    &["-rf", "/var/lib/docker/volumes/ucp-kv/_data/datav3"],
-                ),
-            )
-            .await?;
-            self.cx
-                .log
-                .info("MKE3 etcd directories successfully cleaned up ...");
-            self.cx
-                .log
-                .info("Restoring etcd from the previously taken system backup ...");
-            let snapshot = self.cx.read_state(SNAPSHOT_FILE)?;
-            ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
-            h.put_file(HOST_RESTORE, &snapshot, &root_file(0o600))
-                .await?;
-            let image = format!("mirantis/ucp-etcd:{}", self.cx.discovered.mke3_version);
-            let out = ok(
-                h,
-                sudo(
-                    "docker",
-                    &[
-                        "run",
-                        "--rm",
-                        "-v",
-                        "ucp-kv:/data",
-                        "-v",
-                        "/var/lib/ferry:/backup",
-                        &image,
-                        "etcdctl",
-                        "snapshot",
-                        "restore",
-                        "/backup/etcd-restore.db",
-                        "--data-dir",
-                        "/data/datav3",
-                    ],
-                ),
-            )
-            .await?;
-            ok(h, sudo("rm", &["-f", HOST_RESTORE])).await?;
-            self.cx.log.info(format!(
-                "Successfully restored etcd with output: {}",
-                out.stdout_text().trim()
-            ));
+            self.restore_etcd(h).await?;
         }
-        if flag(data, "swarm") {
+        if r.swarm {
             // Docker reads the swarm state back at start.
-            ok(h, sudo("systemctl", &["restart", "docker"])).await?;
+            let init = self.cx.k0s(host, h)?.init;
+            ok(h, init.restart("docker")).await?;
         }
-        let present: BTreeSet<String> = lines(
-            &ok(
-                h,
-                sudo(
-                    "docker",
-                    &[
-                        "ps",
-                        "-a",
-                        "--filter",
-                        "name=ucp-",
-                        "--format",
-                        "{{.Names}}",
-                    ],
-                ),
-            )
-            .await?,
-        )
-        .into_iter()
-        .collect();
-        let specs: Vec<Value> = if exists(h, "-f", HOST_SPECS).await? {
+        let present: BTreeSet<String> = ucp_containers(h, true).await?.into_iter().collect();
+        let specs: Vec<Inspect> = if exists(h, "-f", HOST_SPECS).await? {
             let out = ok(h, sudo("cat", &[HOST_SPECS])).await?;
             serde_json::from_slice(&out.stdout)
-                .map_err(|e| StepError::new(format!("{host}: {HOST_SPECS}: {e}")))?
+                .map_err(|e| StepError::caused(format!("{host}: {HOST_SPECS}"), e, false))?
         } else {
             // Written before anything was removed: without it, no container was removed.
             Vec::new()
         };
         let mut start = Vec::new();
         for c in &specs {
-            let Some(name) = c["Name"]
-                .as_str()
-                .map(|n| n.trim_start_matches('/').to_string())
-            else {
-                continue;
-            };
-            if present.contains(&name) {
+            let name = c.name.trim_start_matches('/').to_string();
+            if name.is_empty() || present.contains(&name) {
                 continue;
             }
             if name == "ucp-kv" {
-                self.cx.log.info("Deploying etcd server ...");
+                self.cx.log().info("Deploying etcd server ...");
             }
             let mut args: Vec<String> = vec![
                 "container".into(),
@@ -893,37 +915,28 @@ impl MkeStep {
                 "--name".into(),
                 name.clone(),
             ];
-            if let Some(p) = c["HostConfig"]["RestartPolicy"]["Name"].as_str() {
-                args.extend(["--restart".into(), p.to_string()]);
+            if !c.host_config.restart_policy.name.is_empty() {
+                args.extend([
+                    "--restart".into(),
+                    c.host_config.restart_policy.name.clone(),
+                ]);
             }
-            if let Some(labels) = c["Config"]["Labels"].as_object() {
-                for (k, v) in labels {
-                    args.extend([
-                        "--label".into(),
-                        format!("{k}={}", v.as_str().unwrap_or("")),
-                    ]);
+            for (k, v) in &c.config.labels {
+                args.extend(["--label".into(), format!("{k}={v}")]);
+            }
+            for m in &c.mounts {
+                if let Some(n) = &m.name {
+                    args.extend(["-v".into(), format!("{n}:{}", m.destination)]);
                 }
             }
-            for m in c["Mounts"].as_array().cloned().unwrap_or_default() {
-                if let (Some(n), Some(d)) = (m["Name"].as_str(), m["Destination"].as_str()) {
-                    args.extend(["-v".into(), format!("{n}:{d}")]);
-                }
+            for p in c.host_config.port_bindings.keys() {
+                let p = p.trim_end_matches("/tcp");
+                args.extend(["-p".into(), format!("{p}:{p}")]);
             }
-            if let Some(ports) = c["HostConfig"]["PortBindings"].as_object() {
-                for p in ports.keys() {
-                    let p = p.trim_end_matches("/tcp");
-                    args.extend(["-p".into(), format!("{p}:{p}")]);
-                }
-            }
-            args.push(
-                c["Config"]["Image"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
+            args.push(c.config.image.clone());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             ok(h, sudo("docker", &a)).await?;
-            if c["State"]["Running"].as_bool().unwrap_or(false) {
+            if c.state.running {
                 start.push(name);
             }
         }
@@ -937,10 +950,7 @@ impl MkeStep {
             sudo("rm", &["-f", HOST_ARCHIVE, HOST_RESTORE, HOST_SPECS]),
         )
         .await?;
-        if !flag(data, "dirExisted") && exists(h, "-d", HOST_DIR).await? {
-            ok(h, sudo("rmdir", &["--ignore-fail-on-non-empty", HOST_DIR])).await?;
-        }
-        Ok(())
+        rmdir_if_new(h, HOST_DIR, r.dir_existed).await
     }
 }
 
@@ -966,121 +976,10 @@ fn k0s_config(cx: &Ctx) -> String {
     s
 }
 
-/// Reads every page of every list the RBAC export needs.
-pub async fn export_rbac(api: &dyn Mke3Api) -> Result<ferry_rbac::Export, StepError> {
-    const LIMIT: u32 = 100;
-    let mut accounts = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let p = api.accounts(start.as_deref(), LIMIT).await?;
-        accounts.extend(p.items);
-        match p.next {
-            Some(n) if !n.is_empty() => start = Some(n),
-            _ => break,
-        }
-    }
-    let mut orgs = std::collections::BTreeMap::new();
-    for org in accounts.iter().filter(|a| a.is_org) {
-        let mut members = Vec::new();
-        let mut start: Option<String> = None;
-        loop {
-            let p = api.org_members(&org.name, start.as_deref(), LIMIT).await?;
-            members.extend(p.items);
-            match p.next {
-                Some(n) if !n.is_empty() => start = Some(n),
-                _ => break,
-            }
-        }
-        let mut teams = Vec::new();
-        let mut start: Option<String> = None;
-        loop {
-            let p = api.teams(&org.name, start.as_deref(), LIMIT).await?;
-            teams.extend(p.items);
-            match p.next {
-                Some(n) if !n.is_empty() => start = Some(n),
-                _ => break,
-            }
-        }
-        let mut team_exports = Vec::new();
-        for team in teams {
-            let mut tm = Vec::new();
-            let mut start: Option<String> = None;
-            loop {
-                let p = api
-                    .team_members(&org.name, &team.name, start.as_deref(), LIMIT)
-                    .await?;
-                tm.extend(p.items);
-                match p.next {
-                    Some(n) if !n.is_empty() => start = Some(n),
-                    _ => break,
-                }
-            }
-            team_exports.push(ferry_rbac::export::TeamExport { team, members: tm });
-        }
-        orgs.insert(
-            org.name.clone(),
-            ferry_rbac::export::OrgExport {
-                members,
-                teams: team_exports,
-            },
-        );
-    }
-    let roles = api.roles().await?;
-    let mut collections = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let p = api.collections(start.as_deref(), LIMIT).await?;
-        collections.extend(p.items);
-        match p.next {
-            Some(n) if !n.is_empty() => start = Some(n),
-            _ => break,
-        }
-    }
-    let mut grants = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let p = api.grants(start.as_deref(), LIMIT).await?;
-        grants.extend(p.items);
-        match p.next {
-            Some(n) if !n.is_empty() => start = Some(n),
-            _ => break,
-        }
-    }
-    Ok(ferry_rbac::Export {
-        version: ferry_rbac::export::EXPORT_VERSION,
-        accounts,
-        orgs,
-        roles,
-        collections,
-        grants,
-    })
-}
-
-/// The conversion of the exported config-toml.
-pub fn conversion(cx: &Ctx) -> Result<ferry_config_convert::Conversion, StepError> {
-    let toml = String::from_utf8(cx.read_state(TOML_FILE)?)
-        .map_err(|_| StepError::new("mke3.toml is not UTF-8"))?;
-    ferry_config_convert::convert(&toml, &cx.inputs.convert_options(&cx.discovered))
-        .map_err(|e| StepError::new(e.to_string()))
-}
-
-/// The RBAC translation of the export.
-pub fn translation(cx: &Ctx) -> Result<ferry_rbac::Translation, StepError> {
-    let text = String::from_utf8(cx.read_state(EXPORT_FILE)?)
-        .map_err(|_| StepError::new("the RBAC export is not UTF-8"))?;
-    let export = ferry_rbac::Export::from_json(&text).map_err(|e| StepError::new(e.to_string()))?;
-    ferry_rbac::translate(&export, &ferry_rbac::Options::default())
-        .map_err(|e| StepError::new(e.to_string()))
-}
-
-/// The Upgrade Summary and the MKE 4 YAML of a completed run.
-pub fn summary(cx: &Ctx) -> Result<(String, String), StepError> {
-    let c = conversion(cx)?;
-    let t = translation(cx)?;
-    let yaml = ferry_config_convert::to_yaml(&c.config)
-        .map_err(|e| StepError::new(format!("cannot render mke4.yaml: {e}")))?;
-    Ok((
-        crate::summary::upgrade_summary(&c, &t.report, &cx.discovered.mke3_version),
-        yaml,
-    ))
+/// The Upgrade Summary and the MKE 4 YAML of a completed run, from the files its steps kept.
+pub fn summary(state: &StateDir, mke3_version: &str) -> Result<(String, String), StepError> {
+    let config = read_text(state, CONFIG_SUMMARY_FILE)?;
+    let rbac = read_text(state, RBAC_SUMMARY_FILE)?;
+    let yaml = read_text(state, MKE4_FILE)?;
+    Ok((crate::summary::assemble(&config, &rbac, mke3_version), yaml))
 }

@@ -20,12 +20,20 @@ pub fn upgrade_summary(
     rbac: &ferry_rbac::Report,
     mke3_version: &str,
 ) -> String {
+    assemble(
+        &ferry_config_convert::report::configuration_summary(conversion),
+        &rbac.summary_sections(),
+        mke3_version,
+    )
+}
+
+/// The summary from its two computed parts (kept in the state directory by the conversion and
+/// the translation steps, so that nothing is converted twice).
+pub fn assemble(configuration: &str, rbac_sections: &str, mke3_version: &str) -> String {
     let mut s = format!("Upgrade Summary\n{DASHES}\n\n");
-    s.push_str(&ferry_config_convert::report::configuration_summary(
-        conversion,
-    ));
+    s.push_str(configuration);
     s.push('\n');
-    s.push_str(&rbac.summary_sections());
+    s.push_str(rbac_sections);
     s.push('\n');
     let ports: Vec<String> = UNUSED_PORTS.iter().map(u16::to_string).collect();
     s.push_str(&format!(

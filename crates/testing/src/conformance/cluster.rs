@@ -1,6 +1,6 @@
 //! The one conformance suite for [`ClusterApi`] implementations.
 //!
-//! Every implementation runs it: the in-memory fake (`crate::testing`) and `ferry-kube-api`'s
+//! Every implementation runs it: the in-memory fake (this crate) and `ferry-kube-api`'s
 //! kube-rs client against its in-process Kubernetes API server
 //! (`crates/kube-api/tests/conformance.rs`). A runner implements [`ClusterSetup`]: given a
 //! [`ClusterSeed`] (nodes, pods, PDBs and a server version), it returns a backend whose cluster
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::mke3::SuiteReport;
-use crate::cluster::{
+use ferry_core::cluster::{
     ClusterApi, ClusterError, DrainOptions, Node, ObjectRef, Owner, Pdb, Pod, Volume,
 };
 

@@ -1,6 +1,6 @@
 //! The one conformance suite for [`HostExec`] implementations.
 //!
-//! Every implementation runs it: the in-memory fake (`crate::testing`) and the SSH backend
+//! Every implementation runs it: the in-memory fake (this crate) and the SSH backend
 //! against the testbed hosts (`crates/ssh-exec/tests/conformance.rs`). A runner implements
 //! [`FaultControl`] (connect to host *i*, crash it, cut its link, restore it, connect with a wrong
 //! host key or refused credentials) and calls [`run_suite`], which returns a [`SuiteReport`] with
@@ -45,7 +45,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::exec::{Cmd, ExecError, FileSpec, HostExec, Output};
+use ferry_core::exec::{Cmd, ExecError, FileSpec, HostExec, Output};
 
 /// `sh -c SH_EXIT sh CODE`: exits with CODE.
 pub const SH_EXIT: &str = "exit \"$1\"";

@@ -1,6 +1,6 @@
 //! The one conformance suite for [`Mke3Api`] implementations.
 //!
-//! Every implementation runs it: the in-memory fake (`crate::testing`) and the HTTPS client of
+//! Every implementation runs it: the in-memory fake (this crate) and the HTTPS client of
 //! `ferry-mke3-api` against the in-process MKE 3 server of `ferry-mke3-sim`
 //! (`crates/mke3-api/tests/conformance.rs`). A runner implements [`Mke3Setup`]: given a
 //! [`Mke3Seed`] (an RBAC model, a version and a config TOML), it returns a backend that serves
@@ -38,7 +38,7 @@ use ferry_rbac::export::{
     Team, TeamExport,
 };
 
-use crate::mke3::{Mke3Api, Mke3Error, Page};
+use ferry_flow_mke::mke3::{Mke3Api, Mke3Error, Page};
 
 /// What a backend under test must serve.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,5 @@
 //! Conformance suites: one per backend trait, run against the in-memory fakes and against every
-//! real implementation. Available with the `testing` feature.
+//! real implementation. Every backend crate runs them in its tests.
 
 pub mod cluster;
 pub mod host_exec;

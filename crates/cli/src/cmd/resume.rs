@@ -1,0 +1,172 @@
+//! `ferry resume`: continue the run recorded in a state directory, whichever flow wrote it; and
+//! what `ferry rollback` shares with it: the journal picks the flow (by its name) and the hosts,
+//! the password is asked again (it is never journaled).
+
+use std::path::{Path, PathBuf};
+
+use ferry_core::journal::Replay;
+use ferry_core::run;
+use ferry_flow_mke::{Journaled, MkeFlow};
+
+use super::upgrade::{MkeRun, finish};
+use crate::exit::{self, Ending};
+use crate::session::{
+    BackendRequest, DriveError, LogArgs, RemoteArgs, Runtime, drive, password, state_dir,
+};
+use crate::{CliError, Format, Output};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The run's journal names its flow, its hosts and its inputs: nothing else is needed but the \
+password (MKE3_ADMIN_PASSWORD, or the prompt).
+
+Exit codes: 0 completed, 4 failed and rolled back cleanly, 5 failed and the rollback is \
+incomplete, 130 interrupted twice, 1 nothing to resume or another error.")]
+pub struct ResumeArgs {
+    /// The state directory of the run (default: $XDG_STATE_HOME/ferry/<external address>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The external address of the cluster, to find the default state directory.
+    #[arg(long, value_name = "ADDRESS")]
+    pub external_address: Option<String>,
+    /// MKE 3 admin password (visible to other users of the machine: prefer
+    /// MKE3_ADMIN_PASSWORD or the prompt).
+    #[arg(long, value_name = "PASSWORD")]
+    pub mke3_admin_password: Option<String>,
+    /// Write the new mke4.yaml here (atomically) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub config_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Format of the result.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// What to do with a journaled run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Resume,
+    Rollback,
+}
+
+/// Runs the journaled run of `state` forward or back, with the flow its journal names.
+/// `None` after the reason it cannot was printed.
+pub(crate) fn journaled(
+    rt: &Runtime,
+    state: &Path,
+    password_flag: Option<&str>,
+    remote: &RemoteArgs,
+    log: LogArgs,
+    out: &mut Output<'_>,
+    mode: Mode,
+) -> Result<Option<MkeRun>, CliError> {
+    let replay = match run::journaled_run(state) {
+        Ok(r) => r,
+        Err(e) => {
+            out.error(&e);
+            return Ok(None);
+        }
+    };
+    if replay.is_finished() {
+        let what = match mode {
+            Mode::Resume => "resume",
+            Mode::Rollback => "roll back",
+        };
+        out.info(&format!(
+            "run {} already finished ({}); there is nothing to {what}\n",
+            replay.run_id,
+            replay.finished.as_deref().unwrap_or("")
+        ));
+        return Ok(None);
+    }
+    let Some(request) = request(rt, &replay, state, password_flag, remote, out)? else {
+        return Ok(None);
+    };
+    let r = drive(
+        rt,
+        log,
+        out,
+        request,
+        state.to_path_buf(),
+        |backends, session| async move {
+            let flow = MkeFlow::new(backends.mke3);
+            match mode {
+                Mode::Resume => run::resume(&flow, session).await,
+                Mode::Rollback => run::rollback(&flow, session).await,
+            }
+        },
+    );
+    Ok(Some(r))
+}
+
+/// The backend request of a journaled run: the flow its journal names, its hosts and inputs read
+/// back, the password asked again. `None` after the reason was printed.
+fn request(
+    rt: &Runtime,
+    replay: &Replay,
+    state: &Path,
+    password_flag: Option<&str>,
+    remote: &RemoteArgs,
+    out: &mut Output<'_>,
+) -> Result<Option<BackendRequest>, CliError> {
+    if replay.flow != ferry_flow_mke::FLOW {
+        out.error(&CliError::Usage(format!(
+            "the journal in {} was written by flow {:?}, which this ferry does not know",
+            state.display(),
+            replay.flow
+        )));
+        return Ok(None);
+    }
+    let journaled: Journaled = match serde_json::from_value(replay.inputs.clone()) {
+        Ok(j) => j,
+        Err(e) => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of flow {}: {e}",
+                state.display(),
+                replay.flow
+            )));
+            return Ok(None);
+        }
+    };
+    if let Err(m) = rt.backends.serves(false) {
+        out.error(&DriveError::Backends(m));
+        return Ok(None);
+    }
+    let pw = password(rt, password_flag, out)?;
+    Ok(Some(BackendRequest {
+        hosts: replay.hosts.clone(),
+        username: journaled.inputs.mke3_admin_username,
+        password: pw,
+        external_address: journaled.inputs.external_address,
+        remote: remote.clone(),
+        read_only: false,
+    }))
+}
+
+/// `ferry resume`.
+pub fn run_resume_with(
+    rt: &Runtime,
+    args: &ResumeArgs,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    let state = state_dir(
+        rt,
+        args.state_dir.as_deref(),
+        args.external_address.as_deref(),
+    )?;
+    match journaled(
+        rt,
+        &state,
+        args.mke3_admin_password.as_deref(),
+        &args.remote,
+        args.log,
+        out,
+        Mode::Resume,
+    )? {
+        Some(r) => finish(r, args.config_out.as_deref(), args.output, out),
+        None => Ok(exit::code(Ending::Failed)),
+    }
+}

@@ -1,0 +1,387 @@
+//! What every command that runs a flow shares: the process's runtime (environment, terminal,
+//! signals, engine hooks), the backend factory, the password (read the same way by every
+//! command), the state directory, and [`drive`], which runs a flow on a fresh async runtime with
+//! its log lines and the libraries' `tracing` events rendered through [`Output`].
+//!
+//! Against a real cluster the binary runs the read-only part only ([`RealBackends`] serves
+//! read-only requests): `ferry upgrade --dry-run` connects over SSH, reads MKE 3 and Kubernetes,
+//! runs the checks and prints the plan. The steps that change a cluster, `ferry resume` and
+//! `ferry rollback` are exercised against the fakes of `ferry-testing` only (tests drive
+//! [`crate::run_with`] with their own [`BackendFactory`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_core::Secret;
+use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, NoHooks};
+use ferry_core::hosts::HostSpec;
+use ferry_core::run::Session;
+use ferry_core::{ClusterApi, Connector};
+use ferry_flow_mke::mke3::Mke3Api;
+
+use crate::{CliError, Output};
+
+/// The environment variable holding the MKE 3 admin password.
+pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
+
+/// What the binary says when asked to change a real cluster.
+pub const NO_REAL_CHANGES: &str = "ferry does not change a real cluster yet: against a real cluster only `ferry upgrade --dry-run` runs (read-only: connect, gather facts, checks, plan); the upgrade steps, resume and rollback are exercised against in-memory fakes by the test suite. Nothing was contacted and nothing was changed";
+
+/// The backends of a run of the MKE flow: the core session's two, and the MKE 3 API.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub connector: Arc<dyn Connector>,
+    pub cluster: Arc<dyn ClusterApi>,
+    pub mke3: Arc<dyn Mke3Api>,
+}
+
+/// How to reach the MKE 3 cluster: its hosts over SSH (the hosts file says which), its
+/// Kubernetes API and its MKE 3 API.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RemoteArgs {
+    #[command(flatten)]
+    pub ssh: crate::cmd::hosts::SshArgs,
+    /// The Kubernetes API of the MKE 3 cluster: a client bundle directory (its kube.yml is used)
+    /// or a kubeconfig file. Default: the admin's client bundle, downloaded from the MKE 3 API
+    /// (GET /api/clientbundle) and kept in memory.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The MKE 3 API (default: https://<external address>).
+    #[arg(long, value_name = "URL")]
+    pub mke3_url: Option<String>,
+    /// PEM of the CA that signed the MKE 3 API certificate (the client bundle's ca.pem).
+    #[arg(long, value_name = "PEM")]
+    pub mke3_ca_cert: Option<PathBuf>,
+    /// Do not verify the MKE 3 API certificate (anyone on the path can read the password).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+/// What a backend factory is given.
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    pub hosts: Vec<HostSpec>,
+    pub username: String,
+    pub password: Secret<String>,
+    pub external_address: String,
+    pub remote: RemoteArgs,
+    /// Only reads will be made (`--dry-run`).
+    pub read_only: bool,
+}
+
+/// Makes the backends of a run. Called inside the run's async runtime: the Kubernetes and
+/// HTTP clients keep tasks on it.
+#[async_trait::async_trait]
+pub trait BackendFactory: Send + Sync + std::fmt::Debug {
+    /// Whether this factory serves a run that only reads (`true`) or also changes things;
+    /// asked before the password, so that nobody types it for a run that cannot happen.
+    fn serves(&self, read_only: bool) -> Result<(), String> {
+        let _ = read_only;
+        Ok(())
+    }
+    /// The backends, or why they cannot be made (a message for the operator).
+    async fn backends(&self, request: BackendRequest) -> Result<Backends, String>;
+}
+
+/// The factory of the binary: OpenSSH for the hosts, the Kubernetes API from the client bundle,
+/// the MKE 3 API logged in with the admin credentials; read-only runs only (see
+/// [`NO_REAL_CHANGES`]).
+#[derive(Debug, Default)]
+pub struct RealBackends;
+
+#[async_trait::async_trait]
+impl BackendFactory for RealBackends {
+    fn serves(&self, read_only: bool) -> Result<(), String> {
+        if read_only {
+            Ok(())
+        } else {
+            Err(NO_REAL_CHANGES.to_string())
+        }
+    }
+
+    async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
+        self.serves(r.read_only)?;
+        let mut options = ferry_mke3_api::Options::new(
+            r.remote
+                .mke3_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{}", r.external_address)),
+        );
+        if let Some(ca) = &r.remote.mke3_ca_cert {
+            options.ca_cert_pem = Some(
+                std::fs::read(ca)
+                    .map_err(|e| format!("cannot read --mke3-ca-cert {}: {e}", ca.display()))?,
+            );
+        }
+        options.insecure_skip_tls_verify = r.remote.insecure_skip_tls_verify;
+        let url = options.url.clone();
+        // The command warned about hosts without host key checking.
+        let (ssh, _) = r.remote.ssh.options(&r.hosts);
+        let connector = ferry_ssh_exec::SshConnector::new(ssh)
+            .map_err(|e| format!("cannot set up SSH: {e}"))?;
+        let mke3 = ferry_mke3_api::Mke3Client::login(options, &r.username, &r.password)
+            .await
+            .map_err(|e| format!("cannot log in to MKE 3 at {url}: {e}"))?;
+        let kube_options = ferry_kube_api::KubeOptions::default();
+        let cluster = match &r.remote.kubeconfig {
+            Some(k) => {
+                let path = ferry_kube_api::kubeconfig_path(k).map_err(|e| e.to_string())?;
+                ferry_kube_api::KubeCluster::from_kubeconfig(&path, kube_options)
+                    .await
+                    .map_err(|e| format!("cannot use the kubeconfig {}: {e}", path.display()))?
+            }
+            // As mkectl does: the admin's client bundle, which never touches the disk.
+            None => {
+                let zip = mke3.client_bundle().await.map_err(|e| {
+                    format!("cannot download the admin client bundle from MKE 3 at {url} (or give one with --kubeconfig): {e}")
+                })?;
+                ferry_kube_api::KubeCluster::from_client_bundle(&zip, kube_options)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        Ok(Backends {
+            connector: Arc::new(connector),
+            cluster: Arc::new(cluster),
+            mke3: Arc::new(mke3),
+        })
+    }
+}
+
+type EnvFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+type ReadSecretFn = dyn Fn() -> std::io::Result<String> + Send + Sync;
+
+/// What the upgrade commands take from the process; tests replace every part.
+pub struct Runtime {
+    pub backends: Arc<dyn BackendFactory>,
+    pub interrupts: Interrupts,
+    /// Count SIGINT and SIGTERM into `interrupts`.
+    pub listen_to_signals: bool,
+    /// Environment lookup.
+    pub env: Box<EnvFn>,
+    /// Reads a secret from the terminal without echo (the prompt itself goes through
+    /// [`Output::info`]).
+    pub read_secret: Box<ReadSecretFn>,
+    /// Hooks of the engine (tests inject faults and crashes here).
+    pub hooks: Arc<dyn ferry_core::engine::Hooks>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// The process's own environment, terminal and signals, with [`RealBackends`].
+    pub fn process() -> Self {
+        Self {
+            backends: Arc::new(RealBackends),
+            interrupts: Interrupts::new(),
+            listen_to_signals: true,
+            env: Box::new(|k| std::env::var(k).ok()),
+            read_secret: Box::new(read_secret_from_tty),
+            hooks: Arc::new(NoHooks),
+        }
+    }
+}
+
+/// Reads a line from `/dev/tty` with echo off (`stty -echo`).
+fn read_secret_from_tty() -> std::io::Result<String> {
+    use std::io::BufRead;
+    let tty = std::fs::File::open("/dev/tty")?;
+    let stty = |arg: &str| {
+        std::fs::File::open("/dev/tty").and_then(|t| {
+            std::process::Command::new("stty")
+                .arg(arg)
+                .stdin(t)
+                .status()
+                .map(|_| ())
+        })
+    };
+    let _ = stty("-echo");
+    let mut line = String::new();
+    let r = std::io::BufReader::new(tty).read_line(&mut line);
+    let _ = stty("echo");
+    r?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Log levels of `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+}
+
+/// Formats of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// `INFO[0012] message`, as mkectl and k0sctl print.
+    #[default]
+    Text,
+    /// One JSON object per line: `level`, `elapsedSeconds`, `message`.
+    Json,
+}
+
+/// How the run's log is shown.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LogArgs {
+    /// Log level.
+    #[arg(short = 'l', long, value_enum, default_value_t)]
+    pub log_level: LogLevel,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+/// The password: the flag (with a warning), the environment, or the terminal.
+pub fn password(
+    rt: &Runtime,
+    flag: Option<&str>,
+    out: &mut Output<'_>,
+) -> Result<Secret<String>, CliError> {
+    if let Some(p) = flag {
+        out.warn("--mke3-admin-password is visible to other users of this machine (process list, shell history); prefer MKE3_ADMIN_PASSWORD or the prompt");
+        return Ok(Secret::new(p.to_string()));
+    }
+    if let Some(p) = (rt.env)(PASSWORD_ENV).filter(|p| !p.is_empty()) {
+        return Ok(Secret::new(p));
+    }
+    out.info("MKE 3 admin password: ");
+    let p = (rt.read_secret)().map_err(|e| {
+        CliError::Usage(format!(
+            "no MKE 3 admin password: set {PASSWORD_ENV} or run on a terminal ({e})"
+        ))
+    })?;
+    if p.is_empty() {
+        return Err(CliError::Usage("the MKE 3 admin password is empty".into()));
+    }
+    Ok(Secret::new(p))
+}
+
+/// The state directory: the flag, or the default for the external address.
+pub fn state_dir(
+    rt: &Runtime,
+    flag: Option<&Path>,
+    external_address: Option<&str>,
+) -> Result<PathBuf, CliError> {
+    if let Some(d) = flag {
+        return Ok(d.to_path_buf());
+    }
+    let Some(addr) = external_address else {
+        return Err(CliError::Usage(
+            "--state-dir is needed to find the run's journal (or --external-address for the default state directory)".into(),
+        ));
+    };
+    let xdg = (rt.env)("XDG_STATE_HOME").map(PathBuf::from);
+    let home = (rt.env)("HOME").map(PathBuf::from);
+    ferry_core::state::default_dir(addr, xdg.as_deref(), home.as_deref()).ok_or_else(|| {
+        CliError::Usage(
+            "cannot find a state directory: set --state-dir, XDG_STATE_HOME or HOME".into(),
+        )
+    })
+}
+
+/// Sends the run's log lines to a channel the command drains into [`Output`].
+#[derive(Debug)]
+pub(crate) struct ChannelLog {
+    tx: tokio::sync::mpsc::UnboundedSender<LogLine>,
+    min: Level,
+}
+
+impl LogSink for ChannelLog {
+    fn log(&self, line: LogLine) {
+        if line.level >= self.min {
+            let _ = self.tx.send(line);
+        }
+    }
+}
+
+/// Why a run could not be driven (before the flow itself had a say).
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("{0}")]
+    Backends(String),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs a flow on a new runtime: makes the backends of `request` there (the Kubernetes and
+/// HTTP clients keep tasks on the runtime that made them), then runs `flow` with them and a core
+/// [`Session`], printing the log lines, and the libraries' `tracing` events at the same level,
+/// as they come.
+pub fn drive<F, Fut, T>(
+    rt: &Runtime,
+    log: LogArgs,
+    out: &mut Output<'_>,
+    request: BackendRequest,
+    state_dir: PathBuf,
+    flow: F,
+) -> Result<T, DriveError>
+where
+    F: FnOnce(Backends, Session) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DriveError::Runtime)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let min = match log.log_level {
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+    };
+    let sink: Arc<dyn LogSink> = Arc::new(ChannelLog {
+        tx: tx.clone(),
+        min,
+    });
+    // The libraries log through `tracing` (a backend's warning, a retry): their events join the
+    // run's lines. The runtime is single-threaded, so a thread-local default reaches every task.
+    let _tracing = crate::logging::install(tx, min);
+    let show = |line: &LogLine| match log.log_format {
+        LogFormat::Text => format!("{line}\n"),
+        LogFormat::Json => format!("{}\n", serde_json::to_string(line).unwrap_or_default()),
+    };
+    runtime.block_on(async {
+        if rt.listen_to_signals {
+            if let Err(e) = rt.interrupts.listen_to_signals() {
+                out.warn(&format!("cannot watch for Ctrl-C: {e}"));
+            }
+        }
+        let fut = async {
+            let backends = rt
+                .backends
+                .backends(request)
+                .await
+                .map_err(DriveError::Backends)?;
+            let session = Session {
+                connector: backends.connector.clone(),
+                cluster: backends.cluster.clone(),
+                state_dir,
+                log: sink,
+                interrupts: rt.interrupts.clone(),
+                hooks: rt.hooks.clone(),
+            };
+            Ok(flow(backends, session).await)
+        };
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                Some(line) = rx.recv() => out.info(&show(&line)),
+                r = &mut fut => {
+                    while let Ok(line) = rx.try_recv() {
+                        out.info(&show(&line));
+                    }
+                    break r;
+                }
+            }
+        }
+    })
+}
