@@ -5,6 +5,8 @@
 //! chained with RBAC translation. The scenarios live in `tests/`; this library holds their shared
 //! fixtures.
 
+pub mod window;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
