@@ -1,6 +1,7 @@
 //! End-to-end runs of the MKE 3 → MKE 4k flow on the fake cluster.
 
 use ferry_core::run::Finish;
+use ferry_testing::{Fault, FaultAction, FaultWhen};
 use ferry_tests::Harness;
 
 #[tokio::test(start_paused = true)]
@@ -131,7 +132,6 @@ async fn a_second_concurrent_run_is_refused_naming_the_owner() {
 #[tokio::test(start_paused = true)]
 async fn the_admin_password_appears_nowhere() {
     use ferry_testing::world::FIXTURE_ADMIN_PASSWORD as PW;
-    use ferry_testing::{Fault, FaultAction, FaultWhen};
     // One run that fails and rolls back, one that completes.
     let failing = Harness::new();
     failing.world.inject(Fault {
@@ -187,7 +187,6 @@ async fn the_admin_password_appears_nowhere() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finishes() {
-    use ferry_testing::{Fault, FaultAction, FaultWhen};
     let install = "mke.node.install-k0s@host:10.0.1.21";
     // How many calls the install makes, from an uninterrupted run.
     let reference = Harness::new();
@@ -238,5 +237,137 @@ async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finish
     h.new_process();
     let fin = h.rollback().await.unwrap();
     assert!(matches!(fin, Finish::RolledBack { .. }), "{fin:?}");
+    assert_eq!(h.world.digest(), start);
+}
+
+/// Makes `host` boot without systemd: OpenRC when `openrc`, else SysV init scripts.
+fn without_systemd(h: &Harness, host: &str, openrc: bool) {
+    let mut s = h.world.state();
+    let st = s.hosts.get_mut(host).expect("a host of the fixture");
+    st.files.retain(|p, _| !p.starts_with("/run/systemd"));
+    if openrc {
+        let bin = st.files.get("/etc/hostname").expect("a hostname file").clone();
+        st.files.insert("/sbin/openrc-init".into(), bin);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hosts_without_systemd_get_k0s_as_an_init_script_and_roll_back_through_it() {
+    // A completed run: k0s's services where k0s puts them on each host.
+    let h = Harness::new();
+    without_systemd(&h, "10.0.1.22", false);
+    without_systemd(&h, "10.0.1.23", true);
+    let fin = h.upgrade().await.unwrap();
+    assert!(
+        matches!(fin, Finish::Completed { .. }),
+        "{fin:?}\n{}",
+        h.log.text()
+    );
+    {
+        let s = h.world.state();
+        for host in ["10.0.1.22", "10.0.1.23"] {
+            let files = &s.hosts[host].files;
+            assert!(files.contains_key("/etc/init.d/k0sworker"), "{host}");
+            assert!(
+                !files.contains_key("/etc/systemd/system/k0sworker.service"),
+                "{host}"
+            );
+        }
+        let systemd = &s.hosts["10.0.1.21"].files;
+        assert!(systemd.contains_key("/etc/systemd/system/k0sworker.service"));
+    }
+    let calls = h.world.calls();
+    for c in calls.iter().filter(|c| c.op == "systemctl") {
+        let host = c.host.as_deref().unwrap_or("");
+        assert!(
+            host != "10.0.1.22" && host != "10.0.1.23",
+            "systemctl on a host without systemd: {c:?}"
+        );
+    }
+    // A run that fails at the end of the cleanup: the undo restarts Docker and resets k0s
+    // through each host's own service manager, and the cluster is as it was.
+    let h = Harness::new();
+    without_systemd(&h, "10.0.1.22", false);
+    without_systemd(&h, "10.0.1.23", true);
+    let start = h.world.digest();
+    h.world.inject(Fault {
+        when: FaultWhen::Step {
+            key: "mke.node.remove-mke3@host:10.0.0.11".parse().unwrap(),
+            nth: 1,
+        },
+        action: FaultAction::Fail,
+    });
+    let fin = h.upgrade().await.unwrap();
+    assert!(
+        matches!(fin, Finish::RolledBack { .. }),
+        "{fin:?}\n{}",
+        h.log.text()
+    );
+    assert_eq!(h.world.digest(), start, "{}", h.log.text());
+    let restarted: Vec<_> = h
+        .world
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == "rc-service" || c.op == "/etc/init.d/docker")
+        .map(|c| (c.host.unwrap_or_default(), c.op))
+        .collect();
+    assert!(
+        restarted.contains(&("10.0.1.23".into(), "rc-service".into()))
+            && restarted.contains(&("10.0.1.22".into(), "/etc/init.d/docker".into())),
+        "{restarted:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_host_gets_the_k0s_binary_of_its_architecture_or_the_one_given() {
+    use ferry_core::k0s::{K0S_BIN, K0sBinary};
+    // An arm64 worker downloads the arm64 release.
+    let h = Harness::new();
+    h.world.state().hosts.get_mut("10.0.1.21").unwrap().arch = "aarch64".into();
+    let fin = h.upgrade().await.unwrap();
+    assert!(
+        matches!(fin, Finish::Completed { .. }),
+        "{fin:?}\n{}",
+        h.log.text()
+    );
+    let bin = |h: &Harness, host: &str| {
+        String::from_utf8(h.world.state().hosts[host].files[K0S_BIN].content.clone()).unwrap()
+    };
+    assert_eq!(bin(&h, "10.0.1.21").trim(), "k0s v1.31.1+k0s.1 arm64");
+    assert_eq!(bin(&h, "10.0.1.22").trim(), "k0s v1.31.1+k0s.1 amd64");
+
+    // Airgapped: nothing can be downloaded, the binary given with --k0s-binary is copied.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("k0s");
+    std::fs::write(&local, "k0s v1.31.1+k0s.1 amd64\n").unwrap();
+    let h = Harness::new();
+    h.world.state().airgapped = true;
+    let mut inputs = h.inputs();
+    inputs.k0s = K0sBinary::File {
+        path: local.clone(),
+    };
+    let fin = ferry_core::run::start(&h.flow(), inputs, h.session(), false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(fin, Finish::Completed { .. }),
+        "{fin:?}\n{}",
+        h.log.text()
+    );
+    assert!(!h.world.calls().iter().any(|c| c.op == "curl"));
+
+    // The same amd64 binary cannot run on an arm64 host: the run fails there and rolls back.
+    let h = Harness::new();
+    h.world.state().hosts.get_mut("10.0.1.24").unwrap().arch = "aarch64".into();
+    let start = h.world.digest();
+    let mut inputs = h.inputs();
+    inputs.k0s = K0sBinary::File { path: local };
+    let fin = ferry_core::run::start(&h.flow(), inputs, h.session(), false)
+        .await
+        .unwrap();
+    let Finish::RolledBack { error } = &fin else {
+        panic!("{fin:?}")
+    };
+    assert!(error.contains("Exec format error"), "{error}");
     assert_eq!(h.world.digest(), start);
 }

@@ -57,6 +57,25 @@ pub struct RemoteArgs {
     pub insecure_skip_tls_verify: bool,
 }
 
+/// How `ferry resume` and `ferry rollback` find a journaled run and reach its cluster again.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JournalArgs {
+    /// The state directory of the run (default: $XDG_STATE_HOME/ferry/<external address>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The external address of the cluster, to find the default state directory.
+    #[arg(long, value_name = "ADDRESS")]
+    pub external_address: Option<String>,
+    /// MKE 3 admin password (visible to other users of the machine: prefer
+    /// MKE3_ADMIN_PASSWORD or the prompt).
+    #[arg(long, value_name = "PASSWORD")]
+    pub mke3_admin_password: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
 /// What a backend factory is given.
 #[derive(Debug, Clone)]
 pub struct BackendRequest {

@@ -180,6 +180,18 @@ pub struct FileSpec {
     pub sudo: bool,
 }
 
+impl FileSpec {
+    /// A file owned by root with `mode`, written through sudo.
+    pub fn root(mode: u32) -> Self {
+        Self {
+            mode,
+            owner: Some("root".into()),
+            group: None,
+            sudo: true,
+        }
+    }
+}
+
 impl Default for FileSpec {
     fn default() -> Self {
         Self {

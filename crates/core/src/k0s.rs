@@ -70,15 +70,6 @@ impl Role {
     }
 }
 
-fn root_file(mode: u32) -> FileSpec {
-    FileSpec {
-        mode,
-        owner: Some("root".into()),
-        group: None,
-        sudo: true,
-    }
-}
-
 /// Runs `cmd` and fails unless it exits 0, naming the host, the command and its stderr.
 pub async fn ok(h: &dyn HostExec, cmd: Cmd) -> Result<Output, StepError> {
     let shown = cmd.to_string();
@@ -130,7 +121,7 @@ impl<'a> K0sHost<'a> {
                         false,
                     )
                 })?;
-                h.put_file(K0S_BIN, &bytes, &root_file(0o755)).await?;
+                h.put_file(K0S_BIN, &bytes, &FileSpec::root(0o755)).await?;
             }
             K0sBinary::Release { version } => {
                 let url = K0sBinary::release_url(version, machine)?;
@@ -223,7 +214,7 @@ impl<'a> K0sHost<'a> {
     /// Writes `token` to [`K0S_TOKEN`] (root, 0600) for `k0s install --token-file`.
     pub async fn put_token(&self, token: &Secret<String>) -> Result<(), StepError> {
         self.exec
-            .put_file(K0S_TOKEN, token.expose().as_bytes(), &root_file(0o600))
+            .put_file(K0S_TOKEN, token.expose().as_bytes(), &FileSpec::root(0o600))
             .await?;
         Ok(())
     }

@@ -448,13 +448,11 @@ fn write_file(
 
 /// k0s unit of a host: `(service name, worker enabled)`.
 pub(crate) fn k0s_unit(h: &HostState) -> Option<(&'static str, bool)> {
-    if let Some(f) = h.files.get("/etc/systemd/system/k0scontroller.service") {
+    if let Some(f) = h.files.get(&unit_path(h, "k0scontroller")) {
         let text = String::from_utf8_lossy(&f.content);
         return Some(("k0scontroller", text.contains("--enable-worker")));
     }
-    if h.files
-        .contains_key("/etc/systemd/system/k0sworker.service")
-    {
+    if h.files.contains_key(&unit_path(h, "k0sworker")) {
         return Some(("k0sworker", true));
     }
     None
@@ -577,6 +575,8 @@ fn exec(
         "docker" => return docker(s, host, user, &a, now),
         "k0s" => return k0s(s, host, user, &a, now),
         "systemctl" => return systemctl(s, host, user, &a),
+        "rc-service" => return rc_service(s, host, user, &a),
+        p if p.starts_with("/etc/init.d/") => return init_script(s, host, user, p, &a),
         _ => {}
     }
     let Some(h) = s.hosts.get_mut(host) else {
@@ -846,7 +846,7 @@ fn exec(
         }
         ("date", ["+%s"]) => ok_out(&format!("{now}\n")),
         ("hostname", []) | ("uname", ["-n"]) => ok_out(&format!("{}\n", h.hostname)),
-        ("uname", ["-m"]) => ok_out("x86_64\n"),
+        ("uname", ["-m"]) => ok_out(&format!("{}\n", h.arch)),
         ("ip", ["route", "list"]) => ok_out(&format!(
             "{}.0.0/16 dev eth0 proto kernel scope link src {}\n",
             h.private_ip
@@ -904,6 +904,7 @@ fn exec(
                 return err_out(22, "curl: (22) The requested URL returned error: 404\n");
             };
             let version = rest.split('/').next().unwrap_or("").replace("%2B", "+");
+            let arch = rest.rsplit('-').next().unwrap_or("").to_string();
             let Some(h) = s.hosts.get_mut(host) else {
                 return err_out(255, "no such host\n");
             };
@@ -911,7 +912,7 @@ fn exec(
                 h,
                 user,
                 path,
-                format!("k0s {version}\n").into_bytes(),
+                format!("k0s {version} {arch}\n").into_bytes(),
                 0o644,
                 now,
             ) {
@@ -1075,10 +1076,67 @@ fn tar(h: &mut HostState, user: &str, args: &[&str], now: u64) -> Output {
     }
 }
 
+/// The service manager of a fake host, detected as k0s detects it.
+pub(crate) fn init_system(h: &HostState) -> &'static str {
+    if h.files.get("/run/systemd/system").is_some_and(|e| e.dir) {
+        "systemd"
+    } else if h.files.contains_key("/sbin/openrc-init") {
+        "openrc"
+    } else {
+        "sysv"
+    }
+}
+
+/// Where `k0s install` puts the service of `name` on this host.
+pub(crate) fn unit_path(h: &HostState, name: &str) -> String {
+    if init_system(h) == "systemd" {
+        format!("/etc/systemd/system/{name}.service")
+    } else {
+        format!("/etc/init.d/{name}")
+    }
+}
+
+/// `rc-service NAME start|stop|restart` (OpenRC).
+fn rc_service(s: &mut WorldState, host: &str, user: &str, a: &[&str]) -> Output {
+    let Some(h) = s.hosts.get_mut(host) else {
+        return err_out(255, "no such host\n");
+    };
+    if init_system(h) != "openrc" {
+        return err_out(127, "sh: 1: rc-service: not found\n");
+    }
+    match a {
+        [unit, verb @ ("start" | "stop" | "restart")] => service_verb(h, user, unit, verb),
+        _ => err_out(1, "rc-service: the fake supports NAME start|stop|restart\n"),
+    }
+}
+
+/// `/etc/init.d/NAME start|stop|restart` (SysV and OpenRC scripts).
+fn init_script(s: &mut WorldState, host: &str, user: &str, path: &str, a: &[&str]) -> Output {
+    let Some(h) = s.hosts.get_mut(host) else {
+        return err_out(255, "no such host\n");
+    };
+    let unit = path.trim_start_matches("/etc/init.d/");
+    let scripted =
+        h.files.contains_key(path) || (unit == "docker" && h.services.contains_key(unit));
+    if init_system(h) == "systemd" || !scripted {
+        return err_out(127, &format!("sh: 1: {path}: not found\n"));
+    }
+    match a {
+        [verb @ ("start" | "stop" | "restart")] => service_verb(h, user, unit, verb),
+        _ => err_out(1, "init script: the fake supports start|stop|restart\n"),
+    }
+}
+
 fn systemctl(s: &mut WorldState, host: &str, user: &str, a: &[&str]) -> Output {
     let Some(h) = s.hosts.get_mut(host) else {
         return err_out(255, "no such host\n");
     };
+    if init_system(h) != "systemd" {
+        return err_out(
+            1,
+            "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down\n",
+        );
+    }
     match a {
         ["is-active", unit] => {
             if h.services.get(*unit).is_some_and(|x| x.active) {
@@ -1099,38 +1157,51 @@ fn systemctl(s: &mut WorldState, host: &str, user: &str, a: &[&str]) -> Output {
         [
             verb @ ("start" | "stop" | "restart" | "enable" | "disable"),
             unit,
-        ] => {
-            let Some(svc) = h.services.get_mut(*unit) else {
+        ] => service_verb(h, user, unit, verb),
+        _ => err_out(
+            1,
+            "systemctl: the fake supports is-active, daemon-reload, start, stop, restart, enable, disable\n",
+        ),
+    }
+}
+
+/// A service manager's verb on `unit`, whichever manager runs it.
+fn service_verb(h: &mut HostState, user: &str, unit: &str, verb: &str) -> Output {
+    if user != "root" {
+        return err_out(
+            1,
+            "Failed to execute operation: Interactive authentication required.\n",
+        );
+    }
+    {
+        {
+            let Some(svc) = h.services.get_mut(unit) else {
                 return err_out(
                     5,
                     &format!("Failed to {verb} {unit}.service: Unit {unit}.service not found.\n"),
                 );
             };
-            match *verb {
+            match verb {
                 "start" => svc.active = true,
                 "stop" => svc.active = false,
                 "restart" => svc.active = true,
                 "enable" => svc.enabled = true,
                 _ => svc.enabled = false,
             }
-            if *unit == "docker" && matches!(*verb, "stop" | "restart") {
+            if unit == "docker" && matches!(verb, "stop" | "restart") {
                 // The daemon stops every container; on start it restarts those with a
                 // restart policy that asks for it.
                 for c in h.containers.values_mut() {
                     if c.running && !(c.restart == "always" || c.restart == "unless-stopped") {
                         c.running = false;
                     }
-                    if *verb == "stop" {
+                    if verb == "stop" {
                         c.running = false;
                     }
                 }
             }
             ok_out("")
         }
-        _ => err_out(
-            1,
-            "systemctl: the fake supports is-active, daemon-reload, start, stop, restart, enable, disable\n",
-        ),
     }
 }
 
@@ -1628,11 +1699,23 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
     if bin.mode & 0o111 == 0 {
         return err_out(126, "sh: 1: k0s: Permission denied\n");
     }
-    let version = String::from_utf8_lossy(&bin.content)
-        .trim()
+    let content = String::from_utf8_lossy(&bin.content).trim().to_string();
+    let mut words = content
         .strip_prefix("k0s ")
-        .unwrap_or(FAKE_K0S_VERSION)
-        .to_string();
+        .unwrap_or("")
+        .split_whitespace();
+    let version = words.next().unwrap_or(FAKE_K0S_VERSION).to_string();
+    let want = match h.arch.as_str() {
+        "aarch64" => "arm64",
+        "armv7l" => "arm",
+        _ => "amd64",
+    };
+    if words.next().is_some_and(|a| a != want) {
+        return err_out(
+            126,
+            "sh: 1: k0s: cannot execute binary file: Exec format error\n",
+        );
+    }
     if a == ["version"] {
         return ok_out(&format!("{version}\n"));
     }
@@ -1719,12 +1802,18 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
                 },
                 config.map(|c| format!(" --config={c}")).unwrap_or_default(),
             );
+            let path = unit_path(h, name);
+            let mode = if path.starts_with("/etc/init.d/") {
+                0o755
+            } else {
+                0o644
+            };
             h.files.insert(
-                format!("/etc/systemd/system/{name}.service"),
+                path,
                 FsEntry {
                     dir: false,
                     content: exec.into_bytes(),
-                    mode: 0o644,
+                    mode,
                     owner: "root".into(),
                     mtime: now,
                 },
@@ -1806,8 +1895,8 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
             let Some(h) = s.hosts.get_mut(host) else {
                 return err_out(255, "no such host\n");
             };
-            h.files
-                .remove(&format!("/etc/systemd/system/{name}.service"));
+            let path = unit_path(h, name);
+            h.files.remove(&path);
             h.services.remove(name);
             remove_tree(h, "/var/lib/k0s");
             remove_tree(h, "/run/k0s");

@@ -61,6 +61,8 @@ pub struct HostState {
     /// Ports held by processes that are neither Docker nor k0s.
     pub listeners: BTreeSet<u16>,
     pub cpus: u32,
+    /// `uname -m`.
+    pub arch: String,
     pub mem_kib: u64,
     pub disk_free: u64,
     /// Killed: commands die, connections are refused.
@@ -833,6 +835,7 @@ impl Fixture {
             disk_free: 100 << 30,
             killed: false,
             cut: false,
+            arch: "x86_64".into(),
         }
     }
 

@@ -11,7 +11,7 @@ use ferry_flow_mke::{Journaled, MkeFlow};
 use super::upgrade::{MkeRun, finish};
 use crate::exit::{self, Ending};
 use crate::session::{
-    BackendRequest, DriveError, LogArgs, RemoteArgs, Runtime, drive, password, state_dir,
+    BackendRequest, DriveError, JournalArgs, RemoteArgs, Runtime, drive, password, state_dir,
 };
 use crate::{CliError, Format, Output};
 
@@ -23,23 +23,11 @@ password (MKE3_ADMIN_PASSWORD, or the prompt).
 Exit codes: 0 completed, 4 failed and rolled back cleanly, 5 failed and the rollback is \
 incomplete, 130 interrupted twice, 1 nothing to resume or another error.")]
 pub struct ResumeArgs {
-    /// The state directory of the run (default: $XDG_STATE_HOME/ferry/<external address>).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// The external address of the cluster, to find the default state directory.
-    #[arg(long, value_name = "ADDRESS")]
-    pub external_address: Option<String>,
-    /// MKE 3 admin password (visible to other users of the machine: prefer
-    /// MKE3_ADMIN_PASSWORD or the prompt).
-    #[arg(long, value_name = "PASSWORD")]
-    pub mke3_admin_password: Option<String>,
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// Write the new mke4.yaml here (atomically) instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub config_out: Option<PathBuf>,
-    #[command(flatten)]
-    pub remote: RemoteArgs,
-    #[command(flatten)]
-    pub log: LogArgs,
     /// Format of the result.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
@@ -52,17 +40,20 @@ pub enum Mode {
     Rollback,
 }
 
-/// Runs the journaled run of `state` forward or back, with the flow its journal names.
-/// `None` after the reason it cannot was printed.
+/// Runs the journaled run of the state directory forward or back, with the flow its journal
+/// names. `None` after the reason it cannot was printed.
 pub(crate) fn journaled(
     rt: &Runtime,
-    state: &Path,
-    password_flag: Option<&str>,
-    remote: &RemoteArgs,
-    log: LogArgs,
+    args: &JournalArgs,
     out: &mut Output<'_>,
     mode: Mode,
 ) -> Result<Option<MkeRun>, CliError> {
+    let state = state_dir(
+        rt,
+        args.state_dir.as_deref(),
+        args.external_address.as_deref(),
+    )?;
+    let state = state.as_path();
     let replay = match run::journaled_run(state) {
         Ok(r) => r,
         Err(e) => {
@@ -82,12 +73,13 @@ pub(crate) fn journaled(
         ));
         return Ok(None);
     }
-    let Some(request) = request(rt, &replay, state, password_flag, remote, out)? else {
+    let password_flag = args.mke3_admin_password.as_deref();
+    let Some(request) = request(rt, &replay, state, password_flag, &args.remote, out)? else {
         return Ok(None);
     };
     let r = drive(
         rt,
-        log,
+        args.log,
         out,
         request,
         state.to_path_buf(),
@@ -152,20 +144,7 @@ pub fn run_resume_with(
     args: &ResumeArgs,
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
-    let state = state_dir(
-        rt,
-        args.state_dir.as_deref(),
-        args.external_address.as_deref(),
-    )?;
-    match journaled(
-        rt,
-        &state,
-        args.mke3_admin_password.as_deref(),
-        &args.remote,
-        args.log,
-        out,
-        Mode::Resume,
-    )? {
+    match journaled(rt, &args.journal, out, Mode::Resume)? {
         Some(r) => finish(r, args.config_out.as_deref(), args.output, out),
         None => Ok(exit::code(Ending::Failed)),
     }

@@ -13,7 +13,8 @@ use ferry_flow_mke::{HostOrder, Inputs, K0S_VERSION, MkeError, MkeFlow, MkeRepor
 
 use crate::exit::{self, Ending};
 use crate::session::{
-    BackendRequest, DriveError, LogArgs, RemoteArgs, Runtime, drive, password, state_dir,
+    BackendRequest, DriveError, JournalArgs, LogArgs, RemoteArgs, Runtime, drive, password,
+    state_dir,
 };
 use crate::{CliError, Format, Output, fsio};
 
@@ -141,20 +142,14 @@ pub fn run_upgrade_with(
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
     if args.resume {
-        let state = state_dir(
-            rt,
-            args.state_dir.as_deref(),
-            args.external_address.as_deref(),
-        )?;
-        let r = super::resume::journaled(
-            rt,
-            &state,
-            args.mke3_admin_password.as_deref(),
-            &args.remote,
-            args.log,
-            out,
-            super::resume::Mode::Resume,
-        )?;
+        let journal = JournalArgs {
+            state_dir: args.state_dir.clone(),
+            external_address: args.external_address.clone(),
+            mke3_admin_password: args.mke3_admin_password.clone(),
+            remote: args.remote.clone(),
+            log: args.log,
+        };
+        let r = super::resume::journaled(rt, &journal, out, super::resume::Mode::Resume)?;
         return match r {
             Some(r) => finish(r, args.config_out.as_deref(), args.output, out),
             None => Ok(exit::code(Ending::Failed)),

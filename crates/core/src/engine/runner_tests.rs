@@ -127,9 +127,11 @@ fn plan(managers: usize, workers: usize, limit: MaxUnavailable) -> Plan {
                 rollback_name: "Rollback Nodes".into(),
                 groups: vec![
                     Group::Serial { hosts: ms },
-                    Group::Batched {
+                    Group::Window {
                         limit: limit.to_string(),
-                        batches: batching::batches(&ws, limit),
+                        width: limit.batch_size(ws.len()),
+                        order: "as listed".into(),
+                        hosts: ws,
                     },
                 ],
             },
@@ -418,4 +420,176 @@ proptest! {
             prop_assert_eq!(w, limit.batch_size(workers).min(workers));
         }
     }
+}
+
+/// Lockstep batches (the older schedule) still run every step once, under the limit.
+#[tokio::test]
+async fn lockstep_batches_complete_and_roll_back() {
+    let mut p = plan(1, 5, MaxUnavailable::Count(2));
+    let Group::Window { hosts, .. } = p.phases[1].groups[1].clone() else {
+        panic!()
+    };
+    p.phases[1].groups[1] = Group::Batched {
+        limit: "2".into(),
+        batches: batching::batches(&hosts, MaxUnavailable::Count(2)),
+    };
+    let f = Fixture::new(p.clone());
+    assert_eq!(
+        f.engine(f.steps(None, None, None)).run().await.unwrap(),
+        Outcome::Completed
+    );
+    assert_eq!(f.world().len(), 2 + 2 + 5 * 2);
+    let f = Fixture::new(p);
+    let out = f
+        .engine(f.steps(Some("node.a@host:w3"), None, None))
+        .run()
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+    assert!(f.world().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_in_the_window_stops_new_starts_and_lets_hosts_in_flight_finish_their_step() {
+    let f = Fixture::new(plan(1, 6, MaxUnavailable::Count(2)));
+    let mut steps = f.steps(
+        None,
+        None,
+        Some((Arc::default(), Duration::from_secs(5), "node.")),
+    );
+    // w1 fails at once, while w0 is in the middle of its first step.
+    let i = steps
+        .iter()
+        .position(|s| s.key().to_string() == "node.a@host:w1")
+        .unwrap();
+    steps[i] = Arc::new(SetStep {
+        key: "node.a@host:w1".parse().unwrap(),
+        world: f.world.clone(),
+        value: 1,
+        fail: true,
+        irreversible: false,
+        interrupts: None,
+        triggers: 0,
+        gauge: None,
+    });
+    let out = f.engine(steps).run().await.unwrap();
+    assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+    let r = Replay::read(f.dir.path()).unwrap();
+    let started: Vec<String> = r.order.iter().map(ToString::to_string).collect();
+    // w0 finished the step it was in, and went no further; nobody else started.
+    assert!(
+        started.contains(&"node.a@host:w0".to_string()),
+        "{started:?}"
+    );
+    assert!(
+        !started.contains(&"node.b@host:w0".to_string()),
+        "{started:?}"
+    );
+    assert!(
+        started.iter().all(|k| !k.contains("host:w2")),
+        "{started:?}"
+    );
+    assert!(matches!(
+        r.steps.get(&"node.a@host:w0".parse().unwrap()),
+        Some(crate::journal::StepState::Undone)
+    ));
+    assert!(f.world().is_empty(), "{:?}", f.world());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_host_frees_its_slot_without_waiting_for_the_others() {
+    // w0's steps take 10 s each, every other host's 1 s: with a window two wide, w1..w4 pass
+    // through the second slot while w0 is still busy (lockstep would hold them behind w0).
+    let f = Fixture::new(plan(0, 5, MaxUnavailable::Count(2)));
+    let mut steps = f.steps(
+        None,
+        None,
+        Some((Arc::default(), Duration::from_secs(1), "node.")),
+    );
+    for s in steps.iter_mut() {
+        if s.key().to_string().ends_with("host:w0") {
+            *s = Arc::new(SetStep {
+                key: s.key().clone(),
+                world: f.world.clone(),
+                value: 7,
+                fail: false,
+                irreversible: false,
+                interrupts: None,
+                triggers: 0,
+                gauge: Some((Arc::default(), Duration::from_secs(10))),
+            });
+        }
+    }
+    let start = tokio::time::Instant::now();
+    assert_eq!(f.engine(steps).run().await.unwrap(), Outcome::Completed);
+    // The bound is w0's chain: 20 s. Lockstep batches of two would take 10+10+1+1+1+1 = 24 s.
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+}
+
+#[derive(Debug, Default)]
+struct RecordingGate {
+    calls: Mutex<Vec<(String, Vec<String>)>>,
+    refuse: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Gate for RecordingGate {
+    async fn wait(&self, host: &str, others: &[String]) -> Result<(), StepError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((host.to_string(), others.to_vec()));
+        if self.refuse.as_deref() == Some(host) {
+            return Err(StepError::new("node m0 is not Ready"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_gate_is_asked_before_every_controller_and_a_closed_gate_rolls_back() {
+    let f = Fixture::new(plan(3, 2, MaxUnavailable::Count(1)));
+    let gate = Arc::new(RecordingGate::default());
+    let out = f
+        .engine(f.steps(None, None, None))
+        .with_gate(gate.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(out, Outcome::Completed);
+    let calls = gate.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            ("m0".to_string(), vec!["m1".to_string(), "m2".to_string()]),
+            ("m1".to_string(), vec!["m0".to_string(), "m2".to_string()]),
+            ("m2".to_string(), vec!["m0".to_string(), "m1".to_string()]),
+        ]
+    );
+    let f = Fixture::new(plan(3, 2, MaxUnavailable::Count(1)));
+    let gate = Arc::new(RecordingGate {
+        refuse: Some("m1".into()),
+        ..RecordingGate::default()
+    });
+    let out = f
+        .engine(f.steps(None, None, None))
+        .with_gate(gate)
+        .run()
+        .await
+        .unwrap();
+    let Outcome::RolledBack { error, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        error,
+        "m1 cannot start: the other controllers are not healthy: node m0 is not Ready"
+    );
+    assert!(f.world().is_empty(), "{:?}", f.world());
+    // m1's steps never started.
+    let r = Replay::read(f.dir.path()).unwrap();
+    assert!(
+        r.order.iter().all(|k| k.host() != Some("m1")),
+        "{:?}",
+        r.order
+    );
 }

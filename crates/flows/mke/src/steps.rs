@@ -370,15 +370,6 @@ fn lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
-fn root_file(mode: u32) -> FileSpec {
-    FileSpec {
-        mode,
-        owner: Some("root".into()),
-        group: None,
-        sudo: true,
-    }
-}
-
 async fn rmdir_if_new(h: &dyn HostExec, dir: &str, existed: bool) -> Result<(), StepError> {
     if !existed && exists(h, "-d", dir).await? {
         ok(h, sudo("rmdir", &["--ignore-fail-on-non-empty", dir])).await?;
@@ -670,7 +661,7 @@ impl MkeStep {
             h.put_file(
                 K0S_CONFIG,
                 k0s_config(&self.cx).as_bytes(),
-                &root_file(0o600),
+                &FileSpec::root(0o600),
             )
             .await?;
         }
@@ -781,7 +772,7 @@ impl MkeStep {
             let mut args = vec!["container", "inspect"];
             args.extend(r.containers.iter().map(String::as_str));
             let specs = ok(h, sudo("docker", &args)).await?;
-            h.put_file(HOST_SPECS, &specs.stdout, &root_file(0o600))
+            h.put_file(HOST_SPECS, &specs.stdout, &FileSpec::root(0o600))
                 .await?;
         }
         // Everything removed below is archived first (ucp-kv is restored from the snapshot).
@@ -833,7 +824,7 @@ impl MkeStep {
             .info("Restoring etcd from the previously taken system backup ...");
         let snapshot = self.state().read(SNAPSHOT_FILE)?;
         ok(h, sudo("mkdir", &["-p", HOST_DIR])).await?;
-        h.put_file(HOST_RESTORE, &snapshot, &root_file(0o600))
+        h.put_file(HOST_RESTORE, &snapshot, &FileSpec::root(0o600))
             .await?;
         let image = format!("mirantis/ucp-etcd:{}", self.cx.discovered.mke3_version);
         let out = ok(
