@@ -24,6 +24,10 @@ pub enum CliError {
     #[error("{0}")]
     Blocked(String),
 
+    /// Something went wrong that is not the input's fault (a rendering that failed).
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// An output file could not be written; nothing was left half-written.
     #[error("cannot write {path}")]
     Output {
@@ -41,7 +45,7 @@ impl CliError {
                 exit::Ending::InvalidInput
             }
             CliError::Blocked(_) => exit::Ending::ChecksFailed,
-            CliError::Output { .. } => exit::Ending::Failed,
+            CliError::Output { .. } | CliError::Internal(_) => exit::Ending::Failed,
         }
     }
 

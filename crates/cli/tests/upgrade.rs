@@ -320,7 +320,7 @@ fn a_failure_rolls_back_with_the_documented_log_and_exit_code_4() {
 
 #[test]
 fn interrupted_twice_exits_130_then_resume_or_rollback_from_the_journal() {
-    for resume in [true, false] {
+    for how in ["upgrade --resume", "resume", "rollback"] {
         let mut env = Env::new();
         env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
         let start = env.world.digest();
@@ -353,9 +353,11 @@ fn interrupted_twice_exits_130_then_resume_or_rollback_from_the_journal() {
         env.interrupts = Interrupts::new();
         env.world.set_interrupts(env.interrupts.clone());
         let state = env.state().display().to_string();
-        if resume {
-            let r = env.run(&["upgrade", "--resume", "--state-dir", &state]);
-            assert_eq!(r.code, exit::OK, "{}", r.stderr);
+        if how != "rollback" {
+            let mut argv: Vec<&str> = how.split(' ').collect();
+            argv.extend(["--state-dir", &state]);
+            let r = env.run(&argv);
+            assert_eq!(r.code, exit::OK, "{how}: {}", r.stderr);
             assert!(r.stdout.contains("Upgrade Summary"), "{}", r.stdout);
             assert!(r.stderr.contains("Resuming run"), "{}", r.stderr);
         } else {
@@ -546,4 +548,29 @@ fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
         .unwrap_or_else(|| panic!("no TLS warning (exit {code}):\n{stderr}"));
     assert!(line.starts_with("WARN["), "{line}");
     assert!(line.contains("--insecure-skip-tls-verify"), "{line}");
+}
+
+
+#[test]
+fn a_journal_of_a_flow_this_ferry_does_not_know_is_refused_and_left_alone() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.state()).unwrap();
+    let journal = env.state().join("journal.jsonl");
+    let header = r#"{"v":2,"seq":1,"unix":0,"type":"header","run_id":"r9","flow":"k0s-upgrade","tool":"ferry 9","inputs":{},"hosts":[],"plan":{"flow":"k0s-upgrade","phases":[]}}"#;
+    std::fs::write(&journal, format!("{header}\n")).unwrap();
+    let state = env.state().display().to_string();
+    for cmd in ["resume", "rollback"] {
+        let r = env.run(&[cmd, "--state-dir", &state]);
+        assert_eq!(r.code, exit::FAILED, "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("written by flow \"k0s-upgrade\", which this ferry does not know"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        format!("{header}\n")
+    );
+    assert!(env.world.calls().is_empty());
 }

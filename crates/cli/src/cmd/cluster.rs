@@ -98,7 +98,7 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     let options = KubeOptions {
         read_timeout: Duration::from_secs(args.timeout),
         ..KubeOptions::default()

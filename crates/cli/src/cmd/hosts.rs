@@ -160,7 +160,7 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     let data_dir = args.data_dir.clone();
     let mut hosts = runtime.block_on(async move {
         let mut set = tokio::task::JoinSet::new();
@@ -188,7 +188,7 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         Format::Text => out.result(&text_report(&report, &args.data_dir)),
         Format::Json => {
             let mut json = serde_json::to_string_pretty(&report)
-                .map_err(|e| CliError::Usage(format!("cannot render the report: {e}")))?;
+                .map_err(|e| CliError::Internal(format!("cannot render the report: {e}")))?;
             json.push('\n');
             out.result(&json);
         }

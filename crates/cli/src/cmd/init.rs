@@ -18,6 +18,17 @@ pub struct InitArgs {
     /// DNS name (or name:port) of the load balancer in front of the managers.
     #[arg(long, value_name = "ADDRESS")]
     pub external_address: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Format of the report: text (YAML on stdout, report on stderr) or json (one JSON report
+    /// on stdout; the YAML goes to --config-out or into the report).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// The MKE 4k cluster to convert for (`ferry init` and `ferry upgrade`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
     /// Registry of the MKE 4k images (no trailing slash).
     #[arg(long, value_name = "REGISTRY")]
     pub image_registry: Option<String>,
@@ -30,24 +41,29 @@ pub struct InitArgs {
     /// Target MKE 4k version.
     #[arg(long, value_name = "VERSION", default_value = convert::mke4::DEFAULT_VERSION)]
     pub mke4_version: String,
-    /// Format of the report: text (YAML on stdout, report on stderr) or json (one JSON report
-    /// on stdout; the YAML goes to --config-out or into the report).
-    #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: Format,
+}
+
+impl TargetArgs {
+    /// The conversion options for these flags and `external_address`.
+    pub fn options(&self, external_address: Option<&str>) -> Options {
+        Options {
+            external_address: external_address.map(str::to_string),
+            image_registry: self.image_registry.clone(),
+            chart_registry: self.chart_registry.clone(),
+            airgapped: self.mke3_airgapped,
+            version: self.mke4_version.clone(),
+            ..Options::default()
+        }
+    }
 }
 
 impl InitArgs {
     fn options(&self) -> Options {
         Options {
-            external_address: self.external_address.clone(),
-            image_registry: self.image_registry.clone(),
-            chart_registry: self.chart_registry.clone(),
-            airgapped: self.mke3_airgapped,
-            version: self.mke4_version.clone(),
             // An offline conversion of an old export (UCP 3.x has no calico_kdd key) is useful;
             // the missing key is reported as a warning. An explicit `false` still blocks.
             allow_missing_calico_kdd: true,
-            ..Options::default()
+            ..self.target.options(self.external_address.as_deref())
         }
     }
 }
@@ -99,7 +115,7 @@ pub fn run(args: &InitArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
 
 fn yaml_of(config: &convert::MkeConfig) -> Result<String, CliError> {
     convert::to_yaml(config)
-        .map_err(|e| CliError::Usage(format!("cannot render the MKE 4 YAML: {e}")))
+        .map_err(|e| CliError::Internal(format!("cannot render the MKE 4 YAML: {e}")))
 }
 
 fn emit(

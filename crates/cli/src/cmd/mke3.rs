@@ -148,7 +148,7 @@ fn export(args: &ExportArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, C
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
     let url = args.mke3_url.clone();
     let username = args.mke3_admin_username.clone();
     let page_size = args.page_size;

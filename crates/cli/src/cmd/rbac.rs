@@ -67,7 +67,7 @@ pub fn run(args: &RbacArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
     // Render everything before writing anything, so a failure leaves no output file.
     let yaml = translation
         .to_yaml()
-        .map_err(|e| CliError::Usage(format!("cannot render the RBAC manifests: {e}")))?;
+        .map_err(|e| CliError::Internal(format!("cannot render the RBAC manifests: {e}")))?;
     if let Some(dest) = &args.out {
         fsio::write_atomic(dest, yaml.as_bytes())?;
     }

@@ -72,15 +72,8 @@ pub struct UpgradeArgs {
     /// Workers upgraded at once: a count (2) or a percentage of the workers (10%); at least 1.
     #[arg(long, value_name = "N|N%", default_value = "10%", value_parser = parse_max_unavailable)]
     pub max_unavailable: MaxUnavailable,
-    /// Registry of the MKE 4k images (offline upgrade).
-    #[arg(long, value_name = "REGISTRY")]
-    pub image_registry: Option<String>,
-    /// Registry of the MKE 4k charts (`oci://...`).
-    #[arg(long, value_name = "OCI_REGISTRY")]
-    pub chart_registry: Option<String>,
-    /// The cluster has no internet access (needs both registries).
-    #[arg(long)]
-    pub mke3_airgapped: bool,
+    #[command(flatten)]
+    pub target: super::init::TargetArgs,
     /// Do not prompt when settings cannot be migrated.
     #[arg(long)]
     pub force: bool,
@@ -178,9 +171,10 @@ pub fn run_upgrade_with(
         HostOrderArg::SlowestFirst => HostOrder::SlowestFirst,
         HostOrderArg::AsListed => HostOrder::AsListed,
     };
-    inputs.image_registry = args.image_registry.clone();
-    inputs.chart_registry = args.chart_registry.clone();
-    inputs.mke3_airgapped = args.mke3_airgapped;
+    inputs.image_registry = args.target.image_registry.clone();
+    inputs.chart_registry = args.target.chart_registry.clone();
+    inputs.mke3_airgapped = args.target.mke3_airgapped;
+    inputs.mke4_version = args.target.mke4_version.clone();
     inputs.force = args.force;
     inputs.checks = CheckOptions {
         skip_cpu_cores_check: args.skip_cpu_cores_check,
@@ -203,14 +197,8 @@ pub fn run_upgrade_with(
         },
     };
     // Validate the options before asking for anything.
-    let probe = ferry_config_convert::Options {
-        external_address: Some(external.to_string()),
-        image_registry: inputs.image_registry.clone(),
-        chart_registry: inputs.chart_registry.clone(),
-        airgapped: inputs.mke3_airgapped,
-        ..ferry_config_convert::Options::default()
-    };
-    probe
+    args.target
+        .options(Some(external))
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if let Err(m) = rt.backends.serves(args.dry_run) {
