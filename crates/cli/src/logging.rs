@@ -6,15 +6,14 @@ use std::fmt::Write as _;
 
 use ferry_core::engine::{Level, LogLine};
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::session::Event;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 
 /// Forwards events of ferry's crates at `min` or above to `tx`; active on this thread until the
 /// guard is dropped.
-pub(crate) fn install(
-    tx: UnboundedSender<LogLine>,
-    min: Level,
-) -> tracing::subscriber::DefaultGuard {
+pub(crate) fn install(tx: UnboundedSender<Event>, min: Level) -> tracing::subscriber::DefaultGuard {
     let layer = Forward {
         tx,
         min,
@@ -24,7 +23,7 @@ pub(crate) fn install(
 }
 
 struct Forward {
-    tx: UnboundedSender<LogLine>,
+    tx: UnboundedSender<Event>,
     min: Level,
     start: std::time::Instant,
 }
@@ -76,10 +75,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Forward {
         }
         let mut t = Text::default();
         event.record(&mut t);
-        let _ = self.tx.send(LogLine {
+        let _ = self.tx.send(Event::Line(LogLine {
             level: lvl,
             elapsed: self.start.elapsed(),
             message: format!("{}{}", t.message, t.fields),
-        });
+        }));
     }
 }

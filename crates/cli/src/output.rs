@@ -33,6 +33,18 @@ impl<'a> Output<'a> {
         let _ = self.err.flush();
     }
 
+    /// Replaces the status line on standard error (a terminal: carriage return, erase line).
+    pub fn status(&mut self, text: &str) {
+        let _ = write!(self.err, "\r\x1b[2K{text}");
+        let _ = self.err.flush();
+    }
+
+    /// Erases the status line before ordinary output.
+    pub fn clear_status(&mut self) {
+        let _ = write!(self.err, "\r\x1b[2K");
+        let _ = self.err.flush();
+    }
+
     /// Writes a warning line to standard error.
     pub fn warn(&mut self, text: &str) {
         let _ = writeln!(self.err, "WARN {text}");

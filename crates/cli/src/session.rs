@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_core::Secret;
-use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, NoHooks};
+use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, NoHooks, Progress};
 use ferry_core::hosts::HostSpec;
 use ferry_core::run::Session;
 use ferry_core::{ClusterApi, Connector};
@@ -183,6 +183,8 @@ pub struct Runtime {
     pub read_secret: Box<ReadSecretFn>,
     /// Hooks of the engine (tests inject faults and crashes here).
     pub hooks: Arc<dyn ferry_core::engine::Hooks>,
+    /// Standard error is a terminal: show a progress line (phase, hosts, window).
+    pub progress: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -203,6 +205,7 @@ impl Runtime {
             env: Box::new(|k| std::env::var(k).ok()),
             read_secret: Box::new(read_secret_from_tty),
             hooks: Arc::new(NoHooks),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }
     }
 }
@@ -306,19 +309,59 @@ pub fn state_dir(
     })
 }
 
-/// Sends the run's log lines to a channel the command drains into [`Output`].
+/// What the run sends to the terminal.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Line(LogLine),
+    Progress(Progress),
+}
+
+/// Sends the run's log lines (and, on a terminal, its progress) to a channel the command drains
+/// into [`Output`].
 #[derive(Debug)]
 pub(crate) struct ChannelLog {
-    tx: tokio::sync::mpsc::UnboundedSender<LogLine>,
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
     min: Level,
+    progress: bool,
 }
 
 impl LogSink for ChannelLog {
     fn log(&self, line: LogLine) {
         if line.level >= self.min {
-            let _ = self.tx.send(line);
+            let _ = self.tx.send(Event::Line(line));
         }
     }
+
+    fn progress(&self, p: &Progress) {
+        if self.progress {
+            let _ = self.tx.send(Event::Progress(p.clone()));
+        }
+    }
+}
+
+/// The one-line progress display: `[Upgrade Tasks] 23/55 steps, window 2/10: w1 mke.node.drain,
+/// w2 mke.node.install-k0s`, cut to `width` characters.
+pub fn progress_line(p: &Progress, width: usize) -> String {
+    let mut s = format!("[{}] {}/{} steps", p.phase, p.done.min(p.total), p.total);
+    let hosts: Vec<String> = p
+        .running
+        .iter()
+        .map(|(t, id)| format!("{} {id}", t.strip_prefix("host:").unwrap_or(t)))
+        .collect();
+    match p.window {
+        Some(w) => s.push_str(&format!(", window {}/{w}", p.running.len())),
+        None if !hosts.is_empty() => s.push_str(", running"),
+        None => {}
+    }
+    if !hosts.is_empty() {
+        s.push_str(": ");
+        s.push_str(&hosts.join(", "));
+    }
+    if s.chars().count() > width {
+        s = s.chars().take(width.saturating_sub(1)).collect();
+        s.push('…');
+    }
+    s
 }
 
 /// Why a run could not be driven (before the flow itself had a say).
@@ -356,9 +399,12 @@ where
         LogLevel::Info => Level::Info,
         LogLevel::Warn => Level::Warn,
     };
+    // A status line only on a terminal, and only with text logs; plain lines otherwise.
+    let progress = rt.progress && log.log_format == LogFormat::Text;
     let sink: Arc<dyn LogSink> = Arc::new(ChannelLog {
         tx: tx.clone(),
         min,
+        progress,
     });
     // The libraries log through `tracing` (a backend's warning, a retry): their events join the
     // run's lines. The runtime is single-threaded, so a thread-local default reaches every task.
@@ -390,17 +436,35 @@ where
             Ok(flow(backends, session).await)
         };
         tokio::pin!(fut);
-        loop {
+        let mut status = false;
+        let mut print = |out: &mut Output<'_>, e: Event| match e {
+            Event::Line(line) => {
+                if status {
+                    out.clear_status();
+                }
+                out.info(&show(&line));
+                status = false;
+            }
+            Event::Progress(p) => {
+                out.status(&progress_line(&p, 100));
+                status = true;
+            }
+        };
+        let r = loop {
             tokio::select! {
                 biased;
-                Some(line) = rx.recv() => out.info(&show(&line)),
+                Some(e) = rx.recv() => print(out, e),
                 r = &mut fut => {
-                    while let Ok(line) = rx.try_recv() {
-                        out.info(&show(&line));
+                    while let Ok(e) = rx.try_recv() {
+                        print(out, e);
                     }
                     break r;
                 }
             }
+        };
+        if status {
+            out.clear_status();
         }
+        r
     })
 }

@@ -62,6 +62,8 @@ struct Env {
     vars: HashMap<String, String>,
     interrupts: Interrupts,
     hooks: Arc<dyn Hooks>,
+    /// Run as on a terminal: with a progress line.
+    progress: bool,
 }
 
 struct Ran {
@@ -96,6 +98,7 @@ impl Env {
             vars,
             interrupts,
             hooks: Arc::new(NoHooks),
+            progress: false,
         }
     }
 
@@ -116,6 +119,7 @@ impl Env {
             env: Box::new(move |k| vars.get(k).cloned()),
             read_secret: Box::new(|| Err(std::io::Error::other("no terminal in tests"))),
             hooks: self.hooks.clone(),
+            progress: self.progress,
         }
     }
 
@@ -507,6 +511,7 @@ fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
         env: Box::new(move |k| vars.get(k).cloned()),
         read_secret: Box::new(|| Err(std::io::Error::other("no terminal in tests"))),
         hooks: Arc::new(NoHooks),
+        progress: false,
     };
     let hosts = env.path("hosts.yaml").display().to_string();
     let state = env.state().display().to_string();
@@ -550,7 +555,6 @@ fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
     assert!(line.contains("--insecure-skip-tls-verify"), "{line}");
 }
 
-
 #[test]
 fn a_journal_of_a_flow_this_ferry_does_not_know_is_refused_and_left_alone() {
     let env = Env::new();
@@ -563,7 +567,8 @@ fn a_journal_of_a_flow_this_ferry_does_not_know_is_refused_and_left_alone() {
         let r = env.run(&[cmd, "--state-dir", &state]);
         assert_eq!(r.code, exit::FAILED, "{cmd}: {}", r.stderr);
         assert!(
-            r.stderr.contains("written by flow \"k0s-upgrade\", which this ferry does not know"),
+            r.stderr
+                .contains("written by flow \"k0s-upgrade\", which this ferry does not know"),
             "{cmd}: {}",
             r.stderr
         );
@@ -573,4 +578,42 @@ fn a_journal_of_a_flow_this_ferry_does_not_know_is_refused_and_left_alone() {
         format!("{header}\n")
     );
     assert!(env.world.calls().is_empty());
+}
+
+#[test]
+fn on_a_terminal_a_progress_line_shows_the_phase_the_hosts_and_the_window() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    env.progress = true;
+    let r = env.upgrade(&[]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let status: Vec<&str> = r
+        .stderr
+        .split("\r\x1b[2K")
+        .filter(|s| s.starts_with('['))
+        .collect();
+    assert!(
+        status.iter().any(|s| s.starts_with("[Upgrade Tasks]")
+            && s.contains(", window ")
+            && s.contains("/2: 10.0.1.")),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .iter()
+            .any(|s| s.starts_with("[Pre Upgrade Tasks]") && s.contains(" steps")),
+        "{status:?}"
+    );
+    // Every log line still comes whole, on its own line, after the status line is erased.
+    assert!(r.stderr.contains("\r\x1b[2KINFO["), "{}", r.stderr);
+    // Without a terminal (or with JSON logs), no status line at all.
+    env.progress = false;
+    let env2 = {
+        let mut e = Env::new();
+        e.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+        e
+    };
+    let r = env2.upgrade(&[]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(!r.stderr.contains('\r'), "{}", r.stderr);
 }

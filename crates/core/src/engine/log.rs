@@ -58,9 +58,27 @@ impl fmt::Display for LogLine {
     }
 }
 
+/// Where a run stands, for a progress display: the phase, how many steps are done, and what is
+/// in flight on which host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub phase: String,
+    pub done: usize,
+    pub total: usize,
+    /// `(target, step id)` of every step being applied, in start order.
+    pub running: Vec<(String, String)>,
+    /// The width of the window the phase is in, if it is in one.
+    pub window: Option<usize>,
+}
+
 /// Where log lines go.
 pub trait LogSink: Send + Sync + fmt::Debug {
     fn log(&self, line: LogLine);
+
+    /// The run moved on (a step started or finished). Ignored unless the sink shows progress.
+    fn progress(&self, progress: &Progress) {
+        let _ = progress;
+    }
 }
 
 /// A sink that keeps every line, for tests and for the CLI to drain.
@@ -157,6 +175,10 @@ impl Logger {
 
     pub fn fatal(&self, m: impl Into<String>) {
         self.log(Level::Fatal, m);
+    }
+
+    pub fn progress(&self, p: &Progress) {
+        self.sink.progress(p);
     }
 }
 

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use batching::{MaxUnavailable, slowest_first};
-pub use log::{Level, LogLine, LogSink, Logger, MemoryLog};
+pub use log::{Level, LogLine, LogSink, Logger, MemoryLog, Progress};
 pub use plan::{Group, HostChain, Phase, Plan, StepRef};
 pub use runner::{Engine, EngineError, Gate, Hooks, NoHooks, Outcome, Texts};
 pub use signals::Interrupts;

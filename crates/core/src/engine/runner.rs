@@ -153,12 +153,13 @@ pub struct Engine {
     undo_attempts: u32,
 }
 
-/// What the hosts in flight share: the steps done so far (in the order they finished) and the
-/// first failure.
+/// What the hosts in flight share: the steps done so far (in the order they finished), the
+/// first failure, and what the progress display shows.
 #[derive(Debug, Default)]
 struct Progress {
     completed: Vec<Done>,
     failure: Option<String>,
+    shown: super::log::Progress,
 }
 
 impl fmt::Debug for Engine {
@@ -386,11 +387,26 @@ impl Engine {
         skip: &BTreeSet<StepKey>,
     ) -> Result<Outcome, EngineError> {
         let progress = Mutex::new(Progress {
+            shown: super::log::Progress {
+                phase: String::new(),
+                done: skip.len(),
+                total: self.steps.len(),
+                running: Vec::new(),
+                window: None,
+            },
             completed,
             failure: None,
         });
         for (pi, phase) in self.plan.phases.iter().enumerate() {
             for g in &phase.groups {
+                {
+                    let mut p = lock(&progress);
+                    p.shown.phase = phase.name.clone();
+                    p.shown.window = match g {
+                        Group::Window { width, .. } => Some(*width),
+                        _ => None,
+                    };
+                }
                 let Some(r) = self
                     .unless_second_interrupt(self.group(pi, g, skip, &progress))
                     .await
@@ -413,6 +429,16 @@ impl Engine {
             outcome: Outcome::Completed.word().into(),
         })?;
         Ok(Outcome::Completed)
+    }
+
+    /// Updates the progress display.
+    fn shown(&self, p: &Mutex<Progress>, f: impl FnOnce(&mut super::log::Progress)) {
+        let snapshot = {
+            let mut g = lock(p);
+            f(&mut g.shown);
+            g.shown.clone()
+        };
+        self.log.progress(&snapshot);
     }
 
     /// Why no new step may start: the first failure, or the first interrupt.
@@ -524,7 +550,16 @@ impl Engine {
             if self.stop_reason(p).is_some() {
                 return Ok(());
             }
-            match self.run_step(s).await? {
+            self.shown(p, |v| {
+                v.running.push((s.key.target.to_string(), s.key.id.clone()))
+            });
+            let r = self.run_step(s).await;
+            self.shown(p, |v| {
+                v.running
+                    .retain(|(t, id)| *id != s.key.id || *t != s.key.target.to_string());
+                v.done += 1;
+            });
+            match r? {
                 Ok(undo) => lock(p).completed.push(Done {
                     key: s.key.clone(),
                     phase,
