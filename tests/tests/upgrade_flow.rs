@@ -246,7 +246,11 @@ fn without_systemd(h: &Harness, host: &str, openrc: bool) {
     let st = s.hosts.get_mut(host).expect("a host of the fixture");
     st.files.retain(|p, _| !p.starts_with("/run/systemd"));
     if openrc {
-        let bin = st.files.get("/etc/hostname").expect("a hostname file").clone();
+        let bin = st
+            .files
+            .get("/etc/hostname")
+            .expect("a hostname file")
+            .clone();
         st.files.insert("/sbin/openrc-init".into(), bin);
     }
 }
