@@ -1360,44 +1360,11 @@ fn parse_range(s: &str) -> Result<(i64, i64), String> {
     Ok((lo, hi))
 }
 
-/// A Go duration in seconds (`300ms`, `1m0s`, `1.5h`, `0`).
+/// A Go duration in seconds (`300ms`, `1m0s`, `1.5h`, `0`), as Go parses it.
 pub(crate) fn duration(s: &str) -> Result<f64, String> {
-    let bad = || format!("invalid value {s:?}: expected a duration such as 1m0s");
-    let t = s.trim();
-    let (neg, mut rest) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    if rest == "0" {
-        return Ok(0.0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, after) = rest.split_at(num_len);
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = next;
-    }
-    Ok(if neg { -total } else { total })
+    crate::go::parse_duration(s.trim())
+        .map(|ns| ns as f64 / 1e9)
+        .ok_or_else(|| format!("invalid value {s:?}: expected a duration such as 1m0s"))
 }
 
 fn reserved(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -1515,7 +1482,7 @@ fn kube_proxy_field(
             .map(|_| value.to_string())
             .map_err(|_| field)
     };
-    let boolean = |field: &'static str| parse_go_bool(value).ok_or(field);
+    let boolean = |field: &'static str| crate::go::parse_bool(value).ok_or(field);
     let list = |field: &'static str| {
         let items: Vec<String> = value
             .split(',')
@@ -1618,15 +1585,6 @@ fn kube_proxy_field(
         _ => return Ok(None),
     };
     Ok(Some(field))
-}
-
-/// Go's `strconv.ParseBool`.
-pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// The kubelet reads `_` in flag names as `-`, so `--max_pods` and `--max-pods` are one flag.

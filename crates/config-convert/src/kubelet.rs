@@ -438,7 +438,7 @@ fn no_field_reason(name: &str) -> NotConverted {
 /// Converts `value` by `kind`; `None` if it does not parse.
 fn convert(kind: Kind, value: &str) -> Option<Value> {
     match kind {
-        Kind::Bool => parse_go_bool(value).map(Value::Bool),
+        Kind::Bool => crate::go::parse_bool(value).map(Value::Bool),
         Kind::Int32 => parse_decimal(value)
             .filter(|n| i32::try_from(*n).is_ok())
             .map(Value::from),
@@ -447,7 +447,7 @@ fn convert(kind: Kind, value: &str) -> Option<Value> {
         Kind::Float => parse_float(value),
         Kind::Str => Some(Value::String(value.to_owned())),
         Kind::Quantity => is_quantity(value).then(|| Value::String(value.to_owned())),
-        Kind::Duration => is_go_duration(value).then(|| Value::String(value.to_owned())),
+        Kind::Duration => crate::go::is_duration(value).then(|| Value::String(value.to_owned())),
         Kind::List => list(value),
         Kind::MapKv => string_map(value, '='),
         Kind::MapLt => string_map(value, '<'),
@@ -457,15 +457,6 @@ fn convert(kind: Kind, value: &str) -> Option<Value> {
         Kind::Taints => taints(value),
         Kind::ReservedMemory => reserved_memory(value),
         Kind::VModule => vmodule(value),
-    }
-}
-
-/// Go `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -536,7 +527,7 @@ fn bool_map(value: &str) -> Option<Value> {
     for part in value.split(',').filter(|p| !p.is_empty()) {
         let (key, val) = part.split_once('=')?;
         let key = non_empty_key(key)?;
-        entries.insert(key, Value::Bool(parse_go_bool(val.trim())?));
+        entries.insert(key, Value::Bool(crate::go::parse_bool(val.trim())?));
     }
     object(entries)
 }
@@ -661,107 +652,6 @@ fn vmodule(value: &str) -> Option<Value> {
         out.push(Value::Object(entry));
     }
     (!out.is_empty()).then_some(Value::Array(out))
-}
-
-/// Go `time.ParseDuration`, including its overflow limits (the result must fit an `int64` of
-/// nanoseconds), so that a value accepted here is accepted by the kubelet.
-fn is_go_duration(s: &str) -> bool {
-    const LIMIT: u64 = 1 << 63;
-    let mut rest = s.as_bytes();
-    let mut negative = false;
-    if let Some((&sign @ (b'-' | b'+'), tail)) = rest.split_first() {
-        negative = sign == b'-';
-        rest = tail;
-    }
-    if rest == b"0" {
-        return true;
-    }
-    if rest.is_empty() {
-        return false;
-    }
-    let mut total: u64 = 0;
-    while let Some(&first) = rest.first() {
-        if !(first == b'.' || first.is_ascii_digit()) {
-            return false;
-        }
-        // Integer part; Go's `leadingInt` fails on anything above 2^63.
-        let int_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let (int_digits, tail) = rest.split_at(int_len);
-        rest = tail;
-        let mut whole: u64 = 0;
-        for &d in int_digits {
-            if whole > LIMIT / 10 {
-                return false;
-            }
-            whole = whole * 10 + u64::from(d - b'0');
-            if whole > LIMIT {
-                return false;
-            }
-        }
-        // Fraction; Go's `leadingFraction` stops accumulating (without failing) on overflow.
-        let mut fraction: u64 = 0;
-        let mut scale: f64 = 1.0;
-        let mut frac_len = 0;
-        if let Some((b'.', tail)) = rest.split_first() {
-            frac_len = tail.iter().take_while(|b| b.is_ascii_digit()).count();
-            let (frac_digits, tail) = tail.split_at(frac_len);
-            rest = tail;
-            let mut overflow = false;
-            for &d in frac_digits {
-                if overflow {
-                    continue;
-                }
-                if fraction > (LIMIT - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let next = fraction * 10 + u64::from(d - b'0');
-                if next > LIMIT {
-                    overflow = true;
-                    continue;
-                }
-                fraction = next;
-                scale *= 10.0;
-            }
-        }
-        if int_len == 0 && frac_len == 0 {
-            return false;
-        }
-        let unit_len = rest
-            .iter()
-            .take_while(|&&b| !(b == b'.' || b.is_ascii_digit()))
-            .count();
-        let (unit, tail) = rest.split_at(unit_len);
-        rest = tail;
-        let unit: u64 = match unit {
-            b"ns" => 1,
-            // "µs" is U+00B5 MICRO SIGN, "μs" U+03BC GREEK SMALL LETTER MU; Go accepts both.
-            b"us" | b"\xc2\xb5s" | b"\xce\xbcs" => 1_000,
-            b"ms" => 1_000_000,
-            b"s" => 1_000_000_000,
-            b"m" => 60_000_000_000,
-            b"h" => 3_600_000_000_000,
-            _ => return false,
-        };
-        if whole > LIMIT / unit {
-            return false;
-        }
-        let mut nanos = whole * unit;
-        if fraction > 0 {
-            // Same float arithmetic as Go (`uint64(float64(f) * (float64(unit) / scale))`); the
-            // product is below `unit`, so the cast cannot saturate.
-            let part = (fraction as f64 * (unit as f64 / scale)) as u64;
-            nanos += part;
-            if nanos > LIMIT {
-                return false;
-            }
-        }
-        total += nanos;
-        if total > LIMIT {
-            return false;
-        }
-    }
-    negative || total < LIMIT
 }
 
 /// A Kubernetes `resource.Quantity`: `[+-]<number><suffix>`, number `d`, `d.d`, `d.` or `.d`,

@@ -19,6 +19,7 @@
 pub mod convert;
 mod error;
 pub mod flags;
+pub mod go;
 pub mod kubelet;
 pub mod mke3;
 pub mod mke4;

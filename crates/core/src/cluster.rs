@@ -77,6 +77,30 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+impl ObjectRef {
+    /// The reference of an object to apply (JSON with apiVersion, kind and metadata.name): the one
+    /// reader every backend and flow uses.
+    pub fn of(object: &serde_json::Value) -> Result<Self, ClusterError> {
+        let field = |ptr: &str| {
+            object
+                .pointer(ptr)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        };
+        let missing = |f: &str| ClusterError::Invalid(format!("the object to apply has no {f}"));
+        Ok(ObjectRef {
+            api_version: field("/apiVersion")
+                .ok_or_else(|| missing("apiVersion"))?
+                .to_string(),
+            kind: field("/kind").ok_or_else(|| missing("kind"))?.to_string(),
+            namespace: field("/metadata/namespace").map(str::to_string),
+            name: field("/metadata/name")
+                .ok_or_else(|| missing("metadata.name"))?
+                .to_string(),
+        })
+    }
+}
+
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {

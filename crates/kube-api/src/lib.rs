@@ -598,27 +598,6 @@ fn key(p: &Pod) -> String {
     format!("{}/{}", p.namespace, p.name)
 }
 
-/// The reference of a JSON object to apply.
-fn object_ref(object: &serde_json::Value) -> Result<ObjectRef, ClusterError> {
-    let field = |ptr: &str| {
-        object
-            .pointer(ptr)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-    };
-    let missing = |f: &str| ClusterError::Invalid(format!("the object to apply has no {f}"));
-    Ok(ObjectRef {
-        api_version: field("/apiVersion")
-            .ok_or_else(|| missing("apiVersion"))?
-            .to_string(),
-        kind: field("/kind").ok_or_else(|| missing("kind"))?.to_string(),
-        namespace: field("/metadata/namespace").map(str::to_string),
-        name: field("/metadata/name")
-            .ok_or_else(|| missing("metadata.name"))?
-            .to_string(),
-    })
-}
-
 #[async_trait]
 impl ClusterApi for KubeCluster {
     async fn server_version(&self) -> Result<String, ClusterError> {
@@ -785,7 +764,7 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn apply(&self, object: &serde_json::Value) -> Result<(), ClusterError> {
-        let r = object_ref(object)?;
+        let r = ObjectRef::of(object)?;
         let api = self.dynamic(&r).await?;
         let params = PatchParams::apply(FIELD_MANAGER);
         api.patch(&r.name, &params, &Patch::Apply(object))

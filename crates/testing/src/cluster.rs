@@ -260,7 +260,7 @@ impl ClusterApi for FakeCluster {
     }
 
     async fn apply(&self, object: &Value) -> Result<(), ClusterError> {
-        let r = object_ref(object)?;
+        let r = ObjectRef::of(object)?;
         self.call("apply", vec![r.to_string()], true)?;
         self.latency().await;
         self.world.state().cluster.objects.insert(r, object.clone());
@@ -277,24 +277,6 @@ impl ClusterApi for FakeCluster {
         self.latency().await;
         Ok(self.world.state().cluster.objects.remove(object).is_some())
     }
-}
-
-/// The reference of an object to apply.
-pub fn object_ref(v: &Value) -> Result<ObjectRef, ClusterError> {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let (Some(api_version), Some(kind), Some(name)) =
-        (s("/apiVersion"), s("/kind"), s("/metadata/name"))
-    else {
-        return Err(ClusterError::Invalid(
-            "an object needs apiVersion, kind and metadata.name".into(),
-        ));
-    };
-    Ok(ObjectRef {
-        api_version,
-        kind,
-        namespace: s("/metadata/namespace"),
-        name,
-    })
 }
 
 /// Removes an evicted pod; with controllers, recreates it on another Ready, schedulable node and

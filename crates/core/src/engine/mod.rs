@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        for s in ["mke.node.drain@host:10.0.0.1", "mke.export-config@cluster"] {
+        for s in ["node.drain@host:10.0.0.1", "flow.export@cluster"] {
             let k: StepKey = s.parse().unwrap();
             assert_eq!(k.to_string(), s);
             let j = serde_json::to_string(&k).unwrap();

@@ -431,7 +431,7 @@ impl Step for MkeStep {
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
                 let mut objects = Vec::new();
                 for o in self.objects()? {
-                    let r = object_ref(&o)?;
+                    let r = ObjectRef::of(&o)?;
                     let before = self.cx.run.cluster.get(&r).await?;
                     objects.push(Previous { object: r, before });
                 }
@@ -535,20 +535,6 @@ impl Step for MkeStep {
             }
             Kind::RemoveMke3 => self.undo_remove(&from_data(data)?).await,
         }
-    }
-}
-
-/// The reference of an object to apply (apiVersion, kind, namespace, name).
-pub fn object_ref(v: &Value) -> Result<ObjectRef, StepError> {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    match (s("/apiVersion"), s("/kind"), s("/metadata/name")) {
-        (Some(api_version), Some(kind), Some(name)) => Ok(ObjectRef {
-            api_version,
-            kind,
-            namespace: s("/metadata/namespace"),
-            name,
-        }),
-        _ => Err(StepError::new("an object without apiVersion, kind or name")),
     }
 }
 
