@@ -64,6 +64,8 @@ struct Env {
     hooks: Arc<dyn Hooks>,
     /// Run as on a terminal: with a progress line.
     progress: bool,
+    /// Backends other than the fakes.
+    backends: Option<Arc<dyn BackendFactory>>,
 }
 
 struct Ran {
@@ -99,6 +101,7 @@ impl Env {
             interrupts,
             hooks: Arc::new(NoHooks),
             progress: false,
+            backends: None,
         }
     }
 
@@ -113,7 +116,10 @@ impl Env {
     fn runtime(&self) -> Runtime {
         let vars = self.vars.clone();
         Runtime {
-            backends: Arc::new(Fakes(self.world.clone())),
+            backends: self
+                .backends
+                .clone()
+                .unwrap_or_else(|| Arc::new(Fakes(self.world.clone()))),
             interrupts: self.interrupts.clone(),
             listen_to_signals: false,
             env: Box::new(move |k| vars.get(k).cloned()),
@@ -500,43 +506,15 @@ fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
         "MKE3_ADMIN_PASSWORD".into(),
         ferry_mke3_sim::SimOptions::default().password,
     );
-    let vars = env.vars.clone();
-    let rt = Runtime {
-        backends: Arc::new(RealMke3 {
-            world: env.world.clone(),
-            url: sim.url(),
-        }),
-        interrupts: env.interrupts.clone(),
-        listen_to_signals: false,
-        env: Box::new(move |k| vars.get(k).cloned()),
-        read_secret: Box::new(|| Err(std::io::Error::other("no terminal in tests"))),
-        hooks: Arc::new(NoHooks),
-        progress: false,
-    };
-    let hosts = env.path("hosts.yaml").display().to_string();
-    let state = env.state().display().to_string();
+    env.backends = Some(Arc::new(RealMke3 {
+        world: env.world.clone(),
+        url: sim.url(),
+    }));
     let run = |extra: &[&str]| {
-        let mut o = Vec::new();
-        let mut e = Vec::new();
-        let mut argv = vec![
-            "ferry",
-            "upgrade",
-            "--hosts-path",
-            &hosts,
-            "--mke3-admin-username",
-            "admin",
-            "--external-address",
-            "mke.example.com",
-            "--state-dir",
-            &state,
-            "--dry-run",
-        ];
+        let mut argv = vec!["--dry-run"];
         argv.extend(extra);
-        let code = {
-            let mut out = Output::new(&mut o, &mut e);
-            ferry_cli::run_with(argv, &mut out, &rt)
-        };
-        (code, String::from_utf8(e).unwrap())
+        let r = env.upgrade(&argv);
+        (r.code, r.stderr)
     };
     // The sim's certificate is its own CA's: without the flag, TLS refuses it, and says so.
     let (code, stderr) = run(&[]);
