@@ -1,4 +1,5 @@
-//! Documented exit codes. They are part of ferry's interface: scripts rely on them.
+//! Documented exit codes. They are part of ferry's interface: scripts rely on them. Commands
+//! say how they ended ([`Ending`]); [`code`] is the one mapping to numbers.
 
 /// Everything went as asked.
 pub const OK: u8 = 0;

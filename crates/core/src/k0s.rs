@@ -181,6 +181,12 @@ impl<'a> K0sHost<'a> {
         ok(self.exec, k0s(&["stop"])).await.map(|_| ())
     }
 
+    /// `k0s status`, when k0s runs.
+    pub async fn status(&self) -> Result<Option<K0sStatus>, StepError> {
+        let out = self.exec.run(&k0s(&["status"])).await?;
+        Ok(out.success().then(|| parse_status(&out.stdout_text())))
+    }
+
     /// `k0s status` succeeds: k0s runs.
     pub async fn running(&self) -> Result<bool, StepError> {
         Ok(self.exec.run(&k0s(&["status"])).await?.success())
@@ -248,6 +254,34 @@ impl<'a> K0sHost<'a> {
     }
 }
 
+/// What `k0s status` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct K0sStatus {
+    pub version: String,
+    /// `controller` or `worker`.
+    pub role: String,
+    /// The controller also runs workloads.
+    pub workloads: bool,
+}
+
+/// The `Key: value` lines of `k0s status`.
+pub fn parse_status(text: &str) -> K0sStatus {
+    let mut s = K0sStatus::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "Version" => s.version = v.to_string(),
+            "Role" => s.role = v.to_string(),
+            "Workloads" => s.workloads = v == "true",
+            _ => {}
+        }
+    }
+    s
+}
+
 /// `{"members":{"name":"https://10.0.0.1:2380"}}`.
 pub fn parse_member_list(text: &str) -> Result<BTreeMap<String, String>, String> {
     #[derive(Deserialize)]
@@ -276,6 +310,21 @@ mod tests {
         );
         let e = K0sBinary::release_url("v1", "s390x").unwrap_err();
         assert!(e.to_string().contains("--k0s-binary"), "{e}");
+    }
+
+    #[test]
+    fn status() {
+        let s = parse_status(
+            "Version: v1.31.1+k0s.1\nProcess ID: 4242\nRole: controller\nWorkloads: true\nSingleNode: false\n",
+        );
+        assert_eq!(
+            s,
+            K0sStatus {
+                version: "v1.31.1+k0s.1".into(),
+                role: "controller".into(),
+                workloads: true
+            }
+        );
     }
 
     #[test]

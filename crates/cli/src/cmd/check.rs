@@ -68,15 +68,15 @@ pub fn run(c: &CheckCommand, out: &mut Output<'_>) -> Result<u8, CliError> {
                 out.error(&CliError::Blocked(format!(
                     "unable to generate upgrade config: unsupported configuration for mke4 upgrade: {b}"
                 )));
-                return Ok(exit::CHECKS_FAILED);
+                return Ok(exit::code(exit::Ending::ChecksFailed));
             }
             if errors {
                 out.error(&CliError::Blocked(
                     "repeated flags: see \"Custom flags not converted\"".into(),
                 ));
-                return Ok(exit::CHECKS_FAILED);
+                return Ok(exit::code(exit::Ending::ChecksFailed));
             }
-            Ok(exit::OK)
+            Ok(exit::code(exit::Ending::Done))
         }
     }
 }

@@ -135,7 +135,7 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         (Ok(v), Ok(n)) => (v, n),
         (Err(e), _) | (_, Err(e)) => {
             out.error(&e);
-            return Ok(exit::FAILED);
+            return Ok(exit::code(exit::Ending::Failed));
         }
     };
     match args.output {
@@ -153,9 +153,9 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         }
     }
     Ok(if nodes.iter().all(|n| n.ready) {
-        exit::OK
+        exit::code(exit::Ending::Done)
     } else {
-        exit::CHECKS_FAILED
+        exit::code(exit::Ending::ChecksFailed)
     })
 }
 

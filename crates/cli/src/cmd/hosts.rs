@@ -204,9 +204,9 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         report.hosts.len() - failed
     ));
     Ok(if report.ok {
-        exit::OK
+        exit::code(exit::Ending::Done)
     } else {
-        exit::CHECKS_FAILED
+        exit::code(exit::Ending::ChecksFailed)
     })
 }
 

@@ -150,7 +150,7 @@ fn emit(
             }
         }
     }
-    Ok(crate::exit::OK)
+    Ok(crate::exit::code(crate::exit::Ending::Done))
 }
 
 /// The Configuration file section, the flags not converted, every key not converted and the

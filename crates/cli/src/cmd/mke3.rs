@@ -81,8 +81,8 @@ impl ExportError {
             ExportError::Client {
                 source: ClientError::Url { .. } | ClientError::CaCert(_),
                 ..
-            } => exit::USAGE,
-            _ => exit::FAILED,
+            } => exit::code(exit::Ending::InvalidInput),
+            _ => exit::code(exit::Ending::Failed),
         }
     }
 }
@@ -194,5 +194,5 @@ fn export(args: &ExportArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, C
         args.out.display(),
         config_path.display()
     ));
-    Ok(exit::OK)
+    Ok(exit::code(exit::Ending::Done))
 }

@@ -80,7 +80,7 @@ pub fn run(args: &RbacArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         }
         Format::Json => out.result(&json_report(&translation, args.out.as_deref())),
     }
-    Ok(exit::OK)
+    Ok(exit::code(exit::Ending::Done))
 }
 
 fn text_report(t: &Translation, written: Option<&Path>) -> String {

@@ -190,8 +190,12 @@ pub enum MkeError {
         #[source]
         source: ExecError,
     },
-    #[error("{host}: {detail}")]
-    HostFacts { host: String, detail: String },
+    #[error("cannot read the swarm state of {host}")]
+    Swarm {
+        host: String,
+        #[source]
+        source: StepError,
+    },
     /// The operator's options cannot make a valid MKE 4k configuration.
     #[error("invalid options")]
     Options(#[source] ferry_config_convert::Error),
@@ -252,9 +256,9 @@ pub async fn discover(
             host: spec.name(),
             source,
         })?;
-        let swarm = swarm.map_err(|e| MkeError::HostFacts {
+        let swarm = swarm.map_err(|source| MkeError::Swarm {
             host: spec.name(),
-            detail: e.chain(),
+            source,
         })?;
         hosts_facts.push(HostFacts {
             host: f.host.clone(),
