@@ -1910,6 +1910,49 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
             }
             ok_out("")
         }
+        ["etcd", "member-list"] => {
+            if !matches!(active, Some(("k0scontroller", _))) {
+                return err_out(
+                    1,
+                    "Error: failed to read etcd member list: the k0s controller is not running\n",
+                );
+            }
+            let members: serde_json::Map<String, Value> = s
+                .hosts
+                .values()
+                .filter(|h| !h.killed && matches!(k0s_active(h), Some(("k0scontroller", _))))
+                .map(|h| {
+                    (
+                        h.hostname.clone(),
+                        Value::String(format!("https://{}:2380", h.private_ip)),
+                    )
+                })
+                .collect();
+            ok_out(&format!("{}\n", json!({ "members": members })))
+        }
+        ["backup", "--save-path", dir] => {
+            if !matches!(active, Some(("k0scontroller", _))) {
+                return err_out(
+                    1,
+                    "Error: backup can only be taken on a running controller\n",
+                );
+            }
+            let Some(h) = s.hosts.get_mut(host) else {
+                return err_out(255, "no such host\n");
+            };
+            if !h.files.get(&norm(dir)).is_some_and(|e| e.dir) {
+                return err_out(
+                    1,
+                    &format!("Error: save path {dir} does not exist or is not a directory\n"),
+                );
+            }
+            let path = format!("{}/k0s_backup_{now}.tar.gz", norm(dir));
+            let archive = format!("k0s backup of {} at {now}\n", h.hostname);
+            match write_file(h, user, &path, archive.into_bytes(), 0o600, now) {
+                Ok(()) => ok_out(""),
+                Err(e) => err_out(1, &format!("Error: cannot write {path}: {e}\n")),
+            }
+        }
         ["token", "create", flags @ ..] => {
             if !matches!(active, Some(("k0scontroller", _))) {
                 return err_out(
