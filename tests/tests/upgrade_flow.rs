@@ -134,13 +134,11 @@ async fn the_admin_password_appears_nowhere() {
     use ferry_testing::world::FIXTURE_ADMIN_PASSWORD as PW;
     // One run that fails and rolls back, one that completes.
     let failing = Harness::new();
-    failing.world.inject(Fault {
-        when: FaultWhen::Step {
-            key: "mke.node.install-k0s@host:10.0.1.23".parse().unwrap(),
-            nth: 3,
-        },
-        action: FaultAction::Fail,
-    });
+    failing.world.inject(Fault::at_step(
+        "mke.node.install-k0s@host:10.0.1.23",
+        3,
+        FaultAction::Fail,
+    ));
     let f1 = failing.upgrade().await.unwrap();
     assert!(matches!(f1, Finish::RolledBack { .. }), "{f1:?}");
     let ok = Harness::new();
@@ -199,13 +197,11 @@ async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finish
         .count();
     let mut h = Harness::new();
     let start = h.world.digest();
-    h.world.inject(Fault {
-        when: FaultWhen::Step {
-            key: "mke.node.start-k0s@host:10.0.1.22".parse().unwrap(),
-            nth: 1,
-        },
-        action: FaultAction::Fail,
-    });
+    h.world.inject(Fault::at_step(
+        "mke.node.start-k0s@host:10.0.1.22",
+        1,
+        FaultAction::Fail,
+    ));
     // The first call of the install's undo fails for good; a transient failure of the next undo
     // is retried.
     h.world.inject(Fault {
@@ -215,13 +211,11 @@ async fn a_failing_undo_leaves_an_incomplete_rollback_that_ferry_rollback_finish
         },
         action: FaultAction::Fail,
     });
-    h.world.inject(Fault {
-        when: FaultWhen::Step {
-            key: "mke.node.install-k0s@host:10.0.1.22".parse().unwrap(),
-            nth: n + 1,
-        },
-        action: FaultAction::FailTransient,
-    });
+    h.world.inject(Fault::at_step(
+        "mke.node.install-k0s@host:10.0.1.22",
+        n + 1,
+        FaultAction::FailTransient,
+    ));
     let fin = h.upgrade().await.unwrap();
     let Finish::RollbackIncomplete {
         failure, remaining, ..
@@ -294,13 +288,11 @@ async fn hosts_without_systemd_get_k0s_as_an_init_script_and_roll_back_through_i
     without_systemd(&h, "10.0.1.22", false);
     without_systemd(&h, "10.0.1.23", true);
     let start = h.world.digest();
-    h.world.inject(Fault {
-        when: FaultWhen::Step {
-            key: "mke.node.remove-mke3@host:10.0.0.11".parse().unwrap(),
-            nth: 1,
-        },
-        action: FaultAction::Fail,
-    });
+    h.world.inject(Fault::at_step(
+        "mke.node.remove-mke3@host:10.0.0.11",
+        1,
+        FaultAction::Fail,
+    ));
     let fin = h.upgrade().await.unwrap();
     assert!(
         matches!(fin, Finish::RolledBack { .. }),

@@ -14,9 +14,7 @@ use ferry_cli::session::{BackendFactory, BackendRequest, Backends, Runtime};
 use ferry_cli::{Output, exit};
 use ferry_core::engine::{Hooks, Interrupts, NoHooks};
 use ferry_testing::world::FIXTURE_ADMIN_PASSWORD as PW;
-use ferry_testing::{
-    FakeCluster, FakeConnector, FakeMke3, Fault, FaultAction, FaultWhen, Fixture, World,
-};
+use ferry_testing::{FakeCluster, FakeConnector, FakeMke3, Fault, FaultAction, Fixture, World};
 
 #[derive(Debug)]
 struct Fakes(World);
@@ -276,13 +274,11 @@ fn a_failure_rolls_back_with_the_documented_log_and_exit_code_4() {
     let mut env = Env::new();
     env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
     let start = env.world.digest();
-    env.world.inject(Fault {
-        when: FaultWhen::Step {
-            key: "mke.node.start-k0s@host:10.0.0.12".parse().unwrap(),
-            nth: 1,
-        },
-        action: FaultAction::Fail,
-    });
+    env.world.inject(Fault::at_step(
+        "mke.node.start-k0s@host:10.0.0.12",
+        1,
+        FaultAction::Fail,
+    ));
     let r = env.upgrade(&[]);
     assert_eq!(r.code, exit::ROLLED_BACK, "{}", r.stderr);
     assert_eq!(env.world.digest(), start);
@@ -337,13 +333,11 @@ fn interrupted_twice_exits_130_then_resume_or_rollback_from_the_journal() {
         // Calls take a moment, so that the second Ctrl-C comes while the step still runs.
         env.world.set_latency(std::time::Duration::from_millis(1));
         for nth in [1, 2] {
-            env.world.inject(Fault {
-                when: FaultWhen::Step {
-                    key: "mke.node.install-k0s@host:10.0.1.22".parse().unwrap(),
-                    nth,
-                },
-                action: FaultAction::Interrupt,
-            });
+            env.world.inject(Fault::at_step(
+                "mke.node.install-k0s@host:10.0.1.22",
+                nth,
+                FaultAction::Interrupt,
+            ));
         }
         let r = env.upgrade(&[]);
         assert_eq!(r.code, exit::INTERRUPTED, "{}", r.stderr);

@@ -157,6 +157,22 @@ pub struct Fault {
     pub action: FaultAction,
 }
 
+impl Fault {
+    /// `action` at the `nth` (1-based) backend call of step `key` (`<id>@<target>`).
+    ///
+    /// # Panics
+    /// When `key` is not a step key: a mistake in the test itself.
+    pub fn at_step(key: &str, nth: usize, action: FaultAction) -> Self {
+        Self {
+            when: FaultWhen::Step {
+                key: key.parse().unwrap_or_else(|e| panic!("{key}: {e}")),
+                nth,
+            },
+            action,
+        }
+    }
+}
+
 /// One recorded backend call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Call {
