@@ -189,7 +189,7 @@ impl<'a> K0sHost<'a> {
 
     /// `k0s status` succeeds: k0s runs.
     pub async fn running(&self) -> Result<bool, StepError> {
-        Ok(self.exec.run(&k0s(&["status"])).await?.success())
+        Ok(self.status().await?.is_some())
     }
 
     /// Stops k0s when it runs.

@@ -156,7 +156,7 @@ pub struct Engine {
 /// What the hosts in flight share: the steps done so far (in the order they finished), the
 /// first failure, and what the progress display shows.
 #[derive(Debug, Default)]
-struct Progress {
+struct RunState {
     completed: Vec<Done>,
     failure: Option<String>,
     shown: super::log::Progress,
@@ -386,7 +386,7 @@ impl Engine {
         completed: Vec<Done>,
         skip: &BTreeSet<StepKey>,
     ) -> Result<Outcome, EngineError> {
-        let progress = Mutex::new(Progress {
+        let progress = Mutex::new(RunState {
             shown: super::log::Progress {
                 phase: String::new(),
                 done: skip.len(),
@@ -432,7 +432,7 @@ impl Engine {
     }
 
     /// Updates the progress display.
-    fn shown(&self, p: &Mutex<Progress>, f: impl FnOnce(&mut super::log::Progress)) {
+    fn shown(&self, p: &Mutex<RunState>, f: impl FnOnce(&mut super::log::Progress)) {
         let snapshot = {
             let mut g = lock(p);
             f(&mut g.shown);
@@ -442,7 +442,7 @@ impl Engine {
     }
 
     /// Why no new step may start: the first failure, or the first interrupt.
-    fn stop_reason(&self, p: &Mutex<Progress>) -> Option<String> {
+    fn stop_reason(&self, p: &Mutex<RunState>) -> Option<String> {
         let failure = lock(p).failure.clone();
         failure.or_else(|| (self.interrupts.count() >= 1).then(|| self.texts.signal_abort.clone()))
     }
@@ -452,7 +452,7 @@ impl Engine {
         phase: usize,
         g: &Group,
         skip: &BTreeSet<StepKey>,
-        p: &Mutex<Progress>,
+        p: &Mutex<RunState>,
     ) -> Result<(), EngineError> {
         match g {
             Group::Steps { steps } => self.chain(phase, steps, skip, p).await,
@@ -520,7 +520,7 @@ impl Engine {
         width: usize,
         hosts: &[HostChain],
         skip: &BTreeSet<StepKey>,
-        p: &Mutex<Progress>,
+        p: &Mutex<RunState>,
     ) -> Result<(), EngineError> {
         let mut next = hosts
             .iter()
@@ -544,7 +544,7 @@ impl Engine {
         phase: usize,
         steps: &[StepRef],
         skip: &BTreeSet<StepKey>,
-        p: &Mutex<Progress>,
+        p: &Mutex<RunState>,
     ) -> Result<(), EngineError> {
         for s in steps.iter().filter(|s| !skip.contains(&s.key)) {
             if self.stop_reason(p).is_some() {
@@ -771,10 +771,10 @@ impl Engine {
     }
 }
 
-fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+fn lock(p: &Mutex<RunState>) -> std::sync::MutexGuard<'_, RunState> {
     p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn take(p: &Mutex<Progress>) -> Progress {
+fn take(p: &Mutex<RunState>) -> RunState {
     std::mem::take(&mut *lock(p))
 }
