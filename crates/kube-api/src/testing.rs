@@ -20,6 +20,8 @@
 //! Errors are `Status` objects (`{"kind":"Status","status":"Failure","reason":...,"code":...}`).
 //! Plain HTTP by default; TLS with a given rustls server configuration.
 
+pub mod real;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

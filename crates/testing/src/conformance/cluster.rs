@@ -1,8 +1,11 @@
 //! The one conformance suite for [`ClusterApi`] implementations.
 //!
-//! Every implementation runs it: the in-memory fake (this crate) and `ferry-kube-api`'s
-//! kube-rs client against its in-process Kubernetes API server
-//! (`crates/kube-api/tests/conformance.rs`). A runner implements [`ClusterSetup`]: given a
+//! Every implementation runs it: the in-memory fake (this crate), and `ferry-kube-api`'s
+//! kube-rs client both against its in-process Kubernetes API server
+//! (`crates/kube-api/tests/conformance.rs`) and against the real kube-apiserver, controller
+//! manager and scheduler of `testenv/k8s` (`crates/kube-api/tests/real_conformance.rs`, where
+//! the real PodDisruptionBudget controller computes the seeded `disruptions_allowed` and the
+//! real API server answers the evictions). A runner implements [`ClusterSetup`]: given a
 //! [`ClusterSeed`] (nodes, pods, PDBs and a server version), it returns a backend whose cluster
 //! holds exactly that, fresh for each case. [`run_suite`] returns a
 //! [`SuiteReport`](super::mke3::SuiteReport) with one result per case; it never panics on a
@@ -62,6 +65,13 @@ pub trait ClusterSetup: Send + Sync {
     /// A backend whose cluster holds exactly `seed`, with no state left from an earlier call
     /// (every case starts one). `Err(text)` fails the case with that text.
     async fn start(&self, seed: &ClusterSeed) -> Result<Arc<dyn ClusterApi>, String>;
+
+    /// The `gitVersion` of a server that cannot be told which version to report (a real
+    /// kube-apiserver reports the version it was built as): the suite seeds and expects that
+    /// one instead of [`VERSION`]. `None` (the default) for a backend that serves the seed's.
+    async fn fixed_version(&self) -> Option<String> {
+        None
+    }
 }
 
 macro_rules! ensure {
@@ -81,6 +91,9 @@ fn node(name: &str, roles: &[&str], ready: bool, ip: &str) -> Node {
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     labels.insert("kubernetes.io/hostname".into(), name.into());
     labels.insert("kubernetes.io/os".into(), "linux".into());
+    // The deprecated twin every real node still has: the node lifecycle controller adds it
+    // to a node that has only `kubernetes.io/os`.
+    labels.insert("beta.kubernetes.io/os".into(), "linux".into());
     for r in roles {
         labels.insert(format!("node-role.kubernetes.io/{r}"), String::new());
     }
@@ -688,7 +701,10 @@ async fn apply_invalid(api: Arc<dyn ClusterApi>) -> Result<(), String> {
 
 /// Runs every case against fresh backends from `setup` and reports each one.
 pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
-    let seed = standard_seed();
+    let mut seed = standard_seed();
+    if let Some(v) = setup.fixed_version().await {
+        seed.version = v;
+    }
     let mut report = SuiteReport::new("ClusterApi");
     macro_rules! case {
         ($name:literal, |$api:ident| $body:expr) => {
