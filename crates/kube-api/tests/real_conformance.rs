@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use ferry_core::ClusterApi;
 use ferry_core::cluster::{Pdb, Pod, Volume};
-use ferry_kube_api::testing::real::{RealServer, eventually};
+use ferry_kube_api::testing::real::{RealServer, announce, eventually};
 use ferry_testing::conformance::cluster::{ClusterSeed, ClusterSetup, run_suite};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -534,6 +534,11 @@ async fn kube_cluster_passes_the_conformance_suite_against_the_real_api_server()
     let setup = RealSetup::new().await;
     let report = run_suite(&setup).await;
     println!("{report}");
+    announce(&format!(
+        "ClusterApi conformance against the real kube-apiserver: {} of {} cases passed",
+        report.passed(),
+        report.cases.len()
+    ));
     setup.remove_all().await;
     report.assert_all_passed();
     // Not a hand-made server: the version the real one was built and stamped as.

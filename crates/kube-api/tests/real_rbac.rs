@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use ferry_core::ClusterApi;
 use ferry_core::cluster::ObjectRef;
 use ferry_kube_api::KubeCluster;
-use ferry_kube_api::testing::real::{RealServer, eventually};
+use ferry_kube_api::testing::real::{RealServer, announce, eventually};
 use futures_util::{StreamExt as _, stream};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -44,6 +44,13 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
+
+/// The reference access model of ferry-rbac's own tests (what each MKE 3 user should be able
+/// to do, computed from the export by `rbac-mapping.md`'s rules without the translator): the
+/// in-test RBAC evaluator there and the real authorizer here answer to the same model.
+#[allow(dead_code)]
+#[path = "../../rbac/tests/support/model.rs"]
+mod reference;
 
 /// The `objectID` of grants on all Kubernetes namespaces (and cluster-wide).
 const ALL_NAMESPACES: &str = "kubernetesnamespaces";
@@ -116,14 +123,11 @@ struct Held {
     namespaced: BTreeMap<String, BTreeSet<String>>,
 }
 
-impl Held {
-    fn add(&mut self, other: &Held) {
-        self.everywhere.extend(other.everywhere.iter().cloned());
-        for (ns, roles) in &other.namespaced {
-            self.namespaced
-                .entry(ns.clone())
-                .or_default()
-                .extend(roles.iter().cloned());
+impl From<reference::Expected> for Held {
+    fn from(e: reference::Expected) -> Held {
+        Held {
+            everywhere: e.cluster,
+            namespaced: e.namespaced,
         }
     }
 }
@@ -178,10 +182,6 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-fn member_id(m: &Value) -> Option<&str> {
-    m.get("member").map(|a| text(a, "id"))
-}
-
 /// A DNS-1123 label: what a namespace name must be.
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
@@ -206,34 +206,30 @@ fn is_subdomain(s: &str) -> bool {
         })
 }
 
-/// The access model of an export, by `rbac-mapping.md`:
+/// The principals of an export and the namespaces its grants name. What each principal holds
+/// comes from the reference model (`crates/rbac/tests/support/model.rs`), by `rbac-mapping.md`:
 /// * users are the accounts with `isOrg: false` (section 2); a user holds the roles granted to
 ///   itself, to each team it is a member of, to each organisation it is a member of (directly
 ///   or through any team of the organisation, section 1) and to `authenticated`;
 /// * grant classes (section 4): a role ID missing from `roles` gives nothing; an `objectID`
-///   from `collections`, or a grant carrying a `collectionPath` (only collection grants have
-///   one: the doc's first row, "grant has a collectionPath"; fixture 11's `c-unlisted`), is a
-///   Swarm collection grant and gives nothing in Kubernetes; `kubernetesnamespaces` gives the
-///   role in every namespace and cluster-wide; anything else gives it in that namespace only.
-///   An `objectID` that cannot be a namespace name (`Not_A_Namespace`, fixture 05) names no
-///   namespace that can exist, so it gives nothing anyone could use;
-/// * organisations and teams exist when the accounts list has the organisation (section 2
-///   lists teams and members per organisation account): an `orgs` entry whose name is no
-///   organisation account (`vanished` of fixture 05) and its teams are dangling and give
-///   nothing. A team is a team of the organisation whose entry lists it, whatever its `orgID`
-///   says (`odd` of fixture 05). Members are matched by account ID;
+///   from `collections`, or a grant carrying a `collectionPath` (fixture 11's `c-unlisted`), is
+///   a Swarm collection grant and gives nothing in Kubernetes; `kubernetesnamespaces` gives the
+///   role in every namespace and cluster-wide; anything else gives it in that namespace only. An
+///   `objectID` that cannot be a namespace name (`Not_A_Namespace`, fixture 05) gives nothing;
+/// * an `orgs` entry whose name is no organisation account (`vanished` of fixture 05) and its
+///   teams give nothing; a team is a team of the organisation whose entry lists it, whatever
+///   its `orgID` says (`odd` of fixture 05);
 /// * inactive users get nothing; active system admins get everything;
 /// * service accounts `system:serviceaccount:<ns>:<name>` with a valid namespace and name hold
-///   their grants (and the `authenticated` ones, which every authenticated identity carries);
-///   `anonymous` and any other special subject are not converted (section 3.2).
-fn model(export: &Value) -> Model {
-    // User accounts by ID (duplicates of one ID are the same account), organisation IDs by name.
+///   their grants and the `authenticated` ones; `anonymous` and any other special subject are
+///   not converted (section 3.2);
+/// * a member that is no user account (`ghost` of fixture 05) is a stranger: it gets what any
+///   authenticated user gets.
+fn model(export: &Value, typed: &ferry_rbac::Export) -> Model {
+    // User accounts by ID (duplicates of one ID are the same account).
     let mut users: BTreeMap<&str, &Value> = BTreeMap::new();
-    let mut org_ids: BTreeMap<&str, &str> = BTreeMap::new();
     for a in list(export, "accounts") {
-        if flag(a, "isOrg", false) {
-            org_ids.entry(text(a, "name")).or_insert(text(a, "id"));
-        } else {
+        if !flag(a, "isOrg", false) {
             users.entry(text(a, "id")).or_insert(a);
         }
     }
@@ -246,42 +242,29 @@ fn model(export: &Value) -> Model {
         .map(|c| text(c, "id"))
         .collect();
 
-    // Organisation or team ID -> member account IDs; names of members that are no user account.
-    let mut members: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    // Names of members that are no user account.
     let mut strangers: BTreeSet<&str> = BTreeSet::new();
     if let Some(orgs) = export.get("orgs").and_then(Value::as_object) {
-        for (org_name, org) in orgs {
-            let Some(&org_id) = org_ids.get(org_name.as_str()) else {
-                continue; // dangling: no such organisation account
-            };
-            let mut everyone: BTreeSet<&str> = BTreeSet::new();
-            for m in list(org, "members") {
-                everyone.extend(member_id(m));
-            }
-            for t in list(org, "teams") {
-                let team_id = t.get("team").map(|t| text(t, "id")).unwrap_or("");
-                let team: BTreeSet<&str> =
-                    list(t, "members").iter().filter_map(member_id).collect();
-                everyone.extend(team.iter().copied());
-                members.entry(team_id).or_default().extend(team);
-            }
-            members.entry(org_id).or_default().extend(everyone);
-        }
         for org in orgs.values() {
             let teams = list(org, "teams").iter().flat_map(|t| list(t, "members"));
             for m in list(org, "members").iter().chain(teams) {
                 let Some(account) = m.get("member") else {
                     continue;
                 };
-                if !users.contains_key(text(account, "id")) {
-                    strangers.insert(text(account, "name"));
+                // Matched as the reference model matches them: by ID, or by name when the
+                // membership carries no ID.
+                let (id, name) = (text(account, "id"), text(account, "name"));
+                let known = users.contains_key(id)
+                    || (id.is_empty() && users.values().any(|u| text(u, "name") == name));
+                if !known {
+                    strangers.insert(name);
                 }
             }
         }
     }
 
-    // What each grant subject holds.
-    let mut held: BTreeMap<&str, Held> = BTreeMap::new();
+    // Where the grants name namespaces (what the principals hold comes from the reference
+    // model below).
     let mut grant_namespaces = BTreeSet::new();
     let mut named_namespaces = BTreeSet::new();
     let mut anonymous = false;
@@ -291,28 +274,19 @@ fn model(export: &Value) -> Model {
         anonymous |= subject == "anonymous";
         if object != ALL_NAMESPACES && is_label(object) {
             named_namespaces.insert(object.to_string());
-        }
-        if !roles.contains(role) {
-            continue; // unknown role: nothing
-        }
-        if collections.contains(object) || !text(g, "collectionPath").is_empty() {
-            continue; // Swarm collection grant: nothing in Kubernetes
-        }
-        let h = held.entry(subject).or_default();
-        if object == ALL_NAMESPACES {
-            h.everywhere.insert(role.to_string());
-        } else if is_label(object) {
-            h.namespaced
-                .entry(object.to_string())
-                .or_default()
-                .insert(role.to_string());
-            grant_namespaces.insert(object.to_string());
+            let collection = collections.contains(object) || !text(g, "collectionPath").is_empty();
+            if roles.contains(role) && !collection {
+                grant_namespaces.insert(object.to_string());
+            }
         }
     }
-    let authenticated = held.get(AUTHENTICATED_SUBJECT).cloned().unwrap_or_default();
+    let authenticated = Held::from(reference::expected_for_subject_ids(
+        typed,
+        &BTreeSet::from([AUTHENTICATED_SUBJECT.to_string(), AUTHENTICATED.to_string()]),
+    ));
 
     let mut principals = Vec::new();
-    for (&id, account) in &users {
+    for account in users.values() {
         let name = text(account, "name").to_string();
         let principal = if !flag(account, "isActive", true) {
             Principal {
@@ -329,22 +303,12 @@ fn model(export: &Value) -> Model {
                 held: Held::default(),
             }
         } else {
-            let mut h = authenticated.clone();
-            if let Some(own) = held.get(id) {
-                h.add(own);
-            }
-            for (group, who) in &members {
-                if who.contains(id) {
-                    if let Some(theirs) = held.get(group) {
-                        h.add(theirs);
-                    }
-                }
-            }
+            let (expected, _) = reference::expected_for_user(typed, &name);
             Principal {
                 name,
                 groups: vec![AUTHENTICATED.into()],
                 kind: Kind::User,
-                held: h,
+                held: Held::from(expected),
             }
         };
         principals.push(principal);
@@ -364,11 +328,10 @@ fn model(export: &Value) -> Model {
         }
     }
     for subject in service_accounts {
-        let ns = subject[SA_PREFIX.len()..].split(':').next().unwrap_or("");
-        let mut h = authenticated.clone();
-        if let Some(own) = held.get(subject) {
-            h.add(own);
-        }
+        let (ns, sa) = subject[SA_PREFIX.len()..]
+            .split_once(':')
+            .unwrap_or_default();
+        let h = Held::from(reference::expected_for_service_account(typed, ns, sa));
         principals.push(Principal {
             name: subject.to_string(),
             groups: vec![
@@ -719,7 +682,7 @@ async fn check_fixture(cluster: &KubeCluster, client: &kube::Client, path: &Path
     let translation = ferry_rbac::translate(&export, &ferry_rbac::Options::default()).unwrap();
     let docs = translation.manifests.to_json_values();
     assert_eq!(docs.len(), translation.manifests.len(), "{fixture}");
-    let model = model(&raw);
+    let model = model(&raw, &export);
     let mut problems = Vec::new();
 
     // The replicas: name -> MKE 3 role ID (`ferry.io/mke3-id`). Every role of the export must
@@ -931,13 +894,13 @@ async fn the_real_authorizer_gives_every_user_exactly_the_access_of_the_mke3_mod
     let answers: usize = outcomes.iter().map(|o| o.answers).sum();
     let mismatches: Vec<&String> = outcomes.iter().flat_map(|o| &o.mismatches).collect();
     let problems: Vec<&String> = outcomes.iter().flat_map(|o| &o.problems).collect();
-    println!(
+    announce(&format!(
         "RBAC matrix: {answers} answers checked (users x verbs x resources x namespaces) over {} \
          fixtures, {} matched, {} mismatched",
         outcomes.len(),
         answers - mismatches.len(),
         mismatches.len()
-    );
+    ));
     eprintln!("real_rbac: took {:.1?}", started.elapsed());
     assert!(
         mismatches.is_empty(),

@@ -123,3 +123,13 @@ where
         }
     }
 }
+
+/// Writes `line` straight to the process's standard error. The test harness keeps what a
+/// passing test prints with `println!`/`eprintln!`; a suite's one summary line (how many
+/// answers it checked) belongs in the log of a whole-suite run too, so it bypasses the capture.
+pub fn announce(line: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr().lock();
+    // Nothing to do about a closed stderr in a test.
+    let _ = writeln!(err, "{line}");
+}

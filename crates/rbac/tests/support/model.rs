@@ -5,6 +5,10 @@
 //! apply cluster-wide, namespace grants in their namespace only; Swarm collection grants, grants
 //! with unknown roles and grants on invalid objects give nothing; inactive users get nothing;
 //! active system admins get `cluster-admin`.
+//!
+//! The same model is the oracle of the real authorizer's test
+//! (`crates/kube-api/tests/real_rbac.rs` includes this file by path): the in-test evaluator here
+//! and kube-apiserver's RBAC authorizer answer to one statement of what MKE 3 implies.
 
 use std::collections::{BTreeMap, BTreeSet};
 
