@@ -100,8 +100,12 @@ pub const DEFAULT_LIMIT: usize = 10;
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("cannot bind 127.0.0.1: {0}")]
-    Bind(#[source] std::io::Error),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("test certificate: {0}")]
     Tls(String),
     #[error("cannot start a runtime: {0}")]
@@ -239,10 +243,19 @@ pub fn canonical(mut model: Export) -> Export {
 impl Sim {
     /// Starts serving `model` on the current tokio runtime.
     pub async fn start(model: Export, options: SimOptions) -> Result<Sim, SimError> {
+        Self::start_on("127.0.0.1:0", model, options).await
+    }
+
+    /// Starts serving `model` on `addr` (`host:port`; port 0 picks a free one) on the current
+    /// tokio runtime.
+    pub async fn start_on(addr: &str, model: Export, options: SimOptions) -> Result<Sim, SimError> {
         let pki = TestPki::generate()?;
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind(addr)
             .await
-            .map_err(SimError::Bind)?;
+            .map_err(|source| SimError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
         Self::serve(listener, pki, model, options, None)
     }
 
@@ -257,7 +270,10 @@ impl Sim {
         let pki = TestPki::generate()?;
         let listener = rt
             .block_on(TcpListener::bind("127.0.0.1:0"))
-            .map_err(SimError::Bind)?;
+            .map_err(|source| SimError::Bind {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
         let _guard = rt.enter();
         Self::serve(listener, pki, model, options, Some(rt))
     }
@@ -269,7 +285,10 @@ impl Sim {
         options: SimOptions,
         runtime: Option<tokio::runtime::Runtime>,
     ) -> Result<Sim, SimError> {
-        let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: "the listener".into(),
+            source,
+        })?;
         let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config()?);
         let state = Arc::new(Mutex::new(State {
             model: canonical(model),
