@@ -1,0 +1,118 @@
+//! The kubelet's part, played against a real control plane: when
+//! `$ROOT/etc/k0s-double/kubeconfig` exists, a daemon that runs workloads registers a Node named
+//! after the host, annotated for kwok (which makes it Ready and keeps its lease), with k0s's
+//! role labels and taint. k0s registers no Node for a controller without `--enable-worker`.
+//!
+//! `k0s stop` takes the kwok annotation away, so the Node goes NotReady after the node monitor's
+//! grace period, as with a stopped kubelet. `k0s reset` deletes the Node, which real k0s leaves
+//! to the administrator: a test control plane shared by many tests must not fill with them.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+
+use crate::env::Env;
+use crate::util::Error;
+
+pub const KUBECONFIG: &str = "/etc/k0s-double/kubeconfig";
+const KWOK: &str = "kwok.x-k8s.io/node";
+const MANAGER: &str = "k0s-double";
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start an async runtime", e))
+}
+
+/// The Node API of the control plane the kubeconfig names, if there is one.
+async fn nodes(env: &Env) -> Result<Option<Api<Node>>, Error> {
+    let path = env.path(KUBECONFIG);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .map_err(|e| Error::msg(format!("{KUBECONFIG}: {e}")))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| Error::msg(format!("{KUBECONFIG}: {e}")))?;
+    let client =
+        kube::Client::try_from(config).map_err(|e| Error::msg(format!("kube client: {e}")))?;
+    Ok(Some(Api::all(client)))
+}
+
+/// Registers (or re-registers) this host's Node.
+pub fn register(env: &Env, controller: bool, taint: bool) -> Result<(), Error> {
+    let name = env.hostname();
+    runtime()?.block_on(async {
+        let Some(api) = nodes(env).await? else {
+            return Ok(());
+        };
+        let mut labels = serde_json::json!({
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            "node.k0sproject.io/role": if controller { "control-plane" } else { "worker" },
+        });
+        let mut taints = serde_json::json!([]);
+        if controller {
+            labels["node-role.kubernetes.io/control-plane"] = "true".into();
+            if taint {
+                taints = serde_json::json!([{
+                    "key": "node-role.kubernetes.io/master",
+                    "effect": "NoSchedule",
+                }]);
+            }
+        }
+        let node = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": { KWOK: "fake" },
+            },
+            "spec": { "taints": taints },
+        });
+        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&node))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::msg(format!("cannot register node {name}: {e}")))
+    })
+}
+
+/// The kubelet stopped: kwok no longer keeps the Node Ready.
+pub fn stopped(env: &Env) -> Result<(), Error> {
+    let name = env.hostname();
+    runtime()?.block_on(async {
+        let Some(api) = nodes(env).await? else {
+            return Ok(());
+        };
+        let patch = serde_json::json!({ "metadata": { "annotations": { KWOK: null } } });
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(Error::msg(format!("cannot update node {name}: {e}"))),
+        }
+    })
+}
+
+/// The node is reset: its Node goes.
+pub fn delete(env: &Env) -> Result<(), Error> {
+    let name = env.hostname();
+    runtime()?.block_on(async {
+        let Some(api) = nodes(env).await? else {
+            return Ok(());
+        };
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(Error::msg(format!("cannot delete node {name}: {e}"))),
+        }
+    })
+}

@@ -1,0 +1,149 @@
+//! Node registration against the real control plane of `testenv/k8s` (kwok plays the kubelet):
+//! panics, naming the control plane, when it is not running.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is the test's failure"
+)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ferry_kube_api::testing::real::{RealServer, eventually};
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+
+const CONFIG: &str = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  api:\n    address: 127.0.0.1\n";
+
+struct Host {
+    root: tempfile::TempDir,
+    offset: u16,
+    name: String,
+}
+
+impl Host {
+    fn new(name: String, offset: u16, kubeconfig: &std::path::Path) -> Host {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc/k0s")).unwrap();
+        std::fs::create_dir_all(root.path().join("etc/k0s-double")).unwrap();
+        std::fs::write(root.path().join("etc/k0s/k0s.yaml"), CONFIG).unwrap();
+        std::fs::copy(kubeconfig, root.path().join("etc/k0s-double/kubeconfig")).unwrap();
+        Host { root, offset, name }
+    }
+
+    fn k0s(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_k0s"))
+            .args(args)
+            .env("K0S_DOUBLE_ROOT", self.root.path())
+            .env("K0S_DOUBLE_PORT_OFFSET", self.offset.to_string())
+            .env("K0S_DOUBLE_HOSTNAME", &self.name)
+            .env("K0S_DOUBLE_ADDRESS", "127.0.0.1")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.k0s(args);
+        assert!(
+            out.status.success(),
+            "k0s {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.k0s(&["stop"]);
+        let _ = self.k0s(&["reset"]);
+    }
+}
+
+async fn ready(api: &Api<Node>, name: &str) -> Result<Node, String> {
+    let node = api
+        .get_opt(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no node")?;
+    let is_ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if is_ready {
+        Ok(node)
+    } else {
+        Err(format!("not Ready: {:?}", node.status))
+    }
+}
+
+#[tokio::test]
+async fn nodes_register_become_ready_and_go_with_reset() {
+    let server = RealServer::from_env("the k0s double's node registration");
+    let api: Api<Node> = Api::all(server.client().await);
+    let tag = std::process::id();
+
+    let c = Host::new(format!("k0s-double-c-{tag}"), 22200, &server.kubeconfig);
+    c.ok(&[
+        "install",
+        "controller",
+        "--enable-worker",
+        "--config",
+        "/etc/k0s/k0s.yaml",
+    ]);
+    c.ok(&["start"]);
+    let node = eventually(
+        "the controller's node is Ready",
+        Duration::from_secs(30),
+        || ready(&api, &c.name),
+    )
+    .await;
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("node-role.kubernetes.io/control-plane")
+            .map(String::as_str),
+        Some("true")
+    );
+    let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+    assert!(
+        taints
+            .iter()
+            .any(|t| t.key == "node-role.kubernetes.io/master" && t.effect == "NoSchedule"),
+        "{taints:?}"
+    );
+
+    let w = Host::new(format!("k0s-double-w-{tag}"), 22300, &server.kubeconfig);
+    std::fs::write(
+        w.root.path().join("etc/k0s/join-token"),
+        c.ok(&["token", "create", "--role=worker"]),
+    )
+    .unwrap();
+    w.ok(&["install", "worker", "--token-file", "/etc/k0s/join-token"]);
+    w.ok(&["start"]);
+    let node = eventually(
+        "the worker's node is Ready",
+        Duration::from_secs(30),
+        || ready(&api, &w.name),
+    )
+    .await;
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert!(!labels.contains_key("node-role.kubernetes.io/control-plane"));
+
+    // Stopped: kwok lets the node go.
+    w.ok(&["stop"]);
+    let node = api.get(&w.name).await.unwrap();
+    assert!(
+        !node
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key("kwok.x-k8s.io/node")
+    );
+    w.ok(&["reset"]);
+    assert!(api.get_opt(&w.name).await.unwrap().is_none());
+
+    c.ok(&["stop"]);
+    c.ok(&["reset"]);
+    assert!(api.get_opt(&c.name).await.unwrap().is_none());
+}
