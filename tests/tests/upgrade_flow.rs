@@ -40,6 +40,11 @@ async fn a_full_upgrade_moves_every_node_to_k0s_and_removes_mke3() {
             !host.files.contains_key("/run/lock/ferry"),
             "{name}: lock left"
         );
+        // The join token served the first start of k0s and is gone.
+        assert!(
+            !host.files.contains_key("/etc/k0s/join-token"),
+            "{name}: join token left"
+        );
     }
     assert!(s.hosts["10.0.1.21"].containers["app-db"].running);
 }

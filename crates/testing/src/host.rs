@@ -22,6 +22,9 @@ use super::world::{Call, Container, FsEntry, HostState, Service, World, WorldSta
 use ferry_core::exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
 use ferry_core::hosts::HostSpec;
 
+/// What a joining k0s node keeps once its first start has used the join token.
+const K0S_JOINED: &str = "/var/lib/k0s/kubelet.conf";
+
 /// The k0s version the fake's binary reports.
 pub const FAKE_K0S_VERSION: &str = "v1.31.1+k0s.1";
 
@@ -1793,14 +1796,18 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
             } else {
                 "k0scontroller"
             };
+            // The token file is only recorded: k0s reads it when the service first starts.
             let exec = format!(
-                "[Unit]\nDescription=k0s - Zero Friction Kubernetes\n[Service]\nExecStart=/usr/local/bin/k0s {role}{}{}\n",
+                "[Unit]\nDescription=k0s - Zero Friction Kubernetes\n[Service]\nExecStart=/usr/local/bin/k0s {role}{}{}{}\n",
                 if *role == "controller" && worker {
                     " --enable-worker"
                 } else {
                     ""
                 },
                 config.map(|c| format!(" --config={c}")).unwrap_or_default(),
+                token_file
+                    .map(|t| format!(" --token-file={t}"))
+                    .unwrap_or_default(),
             );
             let path = unit_path(h, name);
             let mode = if path.starts_with("/etc/init.d/") {
@@ -1854,7 +1861,52 @@ fn k0s(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Outp
                     ),
                 );
             }
-            if let Some(svc) = s.hosts.get_mut(host).and_then(|h| h.services.get_mut(name)) {
+            // A joining node reads its join token at its first start (k0s turns it into
+            // `kubelet-bootstrap.conf`, then the kubelet's own `kubelet.conf`); later starts
+            // need it no more. So the file must still be there when k0s first starts.
+            let unit_text = h
+                .files
+                .get(&unit_path(h, name))
+                .map(|f| String::from_utf8_lossy(&f.content).into_owned())
+                .unwrap_or_default();
+            let token_file = unit_text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("--token-file="))
+                .map(str::to_string);
+            let joined = h.files.contains_key(K0S_JOINED);
+            if let (Some(t), false) = (&token_file, joined) {
+                let Some(tok) = h.files.get(&norm(t)) else {
+                    return err_out(
+                        1,
+                        &format!(
+                            "Error: failed to start {name}: failed to read token file {t}: open {t}: no such file or directory\n"
+                        ),
+                    );
+                };
+                let tok = String::from_utf8_lossy(&tok.content).trim().to_string();
+                if !s.k0s_tokens.contains(&tok) {
+                    return err_out(
+                        1,
+                        &format!("Error: failed to start {name}: invalid join token\n"),
+                    );
+                }
+            }
+            let Some(h) = s.hosts.get_mut(host) else {
+                return err_out(255, "no such host\n");
+            };
+            if token_file.is_some() && !joined {
+                h.files.insert(
+                    K0S_JOINED.into(),
+                    FsEntry {
+                        dir: false,
+                        content: b"# kubelet credentials of the joined node\n".to_vec(),
+                        mode: 0o600,
+                        owner: "root".into(),
+                        mtime: now,
+                    },
+                );
+            }
+            if let Some(svc) = h.services.get_mut(name) {
                 svc.active = true;
             }
             ok_out("")

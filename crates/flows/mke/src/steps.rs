@@ -668,11 +668,12 @@ impl MkeStep {
         }
         let config = manager.then_some(K0S_CONFIG);
         let token = (!leader).then_some(K0S_TOKEN);
-        let r = k0s.install(role, config, token).await;
-        // The token file is not needed once installed, and must not stay around.
-        let cleanup = ok(h, sudo("rm", &["-f", K0S_TOKEN])).await;
-        r?;
-        cleanup?;
+        // The token file stays until k0s has started (k0s reads it at its first start, not at
+        // install: `start_k0s` removes it); a failed install leaves no token behind.
+        if let Err(e) = k0s.install(role, config, token).await {
+            ok(h, sudo("rm", &["-f", K0S_TOKEN])).await?;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -702,17 +703,25 @@ impl MkeStep {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
         let k0s = self.cx.k0s(host, h)?;
-        k0s.start().await?;
         let node = self.cx.node(host)?;
-        // Wait for the node to come back Ready under k0s.
-        wait_ready(
-            self.cx.run.cluster.as_ref(),
-            &node,
-            Duration::from_secs(600),
-            Duration::from_secs(2),
-        )
-        .await
-        .map_err(|e| e.context(format!("{host} under k0s")))?;
+        let started = async {
+            k0s.start().await?;
+            // Wait for the node to come back Ready under k0s.
+            wait_ready(
+                self.cx.run.cluster.as_ref(),
+                &node,
+                Duration::from_secs(600),
+                Duration::from_secs(2),
+            )
+            .await
+            .map_err(|e| e.context(format!("{host} under k0s")))
+        }
+        .await;
+        // The join token has been used (or the start failed and the rollback reinstalls):
+        // it must not stay on the host either way, as k0sctl removes it once the node joined.
+        let cleanup = ok(h, sudo("rm", &["-f", K0S_TOKEN])).await;
+        started?;
+        cleanup?;
         if self.cx.manager(host) && !k0s.running().await? {
             return Err(StepError::new(format!(
                 "{host}: k0s status failed after start"
