@@ -99,24 +99,12 @@ pub fn now_unix() -> u64 {
 
 /// `2006-01-02T15_04_05_000Z`-style UTC time, as k0s names its backups.
 pub fn backup_stamp(unix: u64, millis: u32) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}_{:02}_{:02}_{millis:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let secs = i64::try_from(unix).unwrap_or(i64::MAX);
+    match k8s_openapi::chrono::DateTime::from_timestamp(secs, millis.min(999) * 1_000_000) {
+        Some(t) => t.format("%Y-%m-%dT%H_%M_%S_%3fZ").to_string(),
+        // Past chrono's range (year 262143): not a time a backup is taken at.
+        None => format!("{unix}_{millis:03}"),
+    }
 }
 
 /// A Go duration (`1h`, `2h45m`, `300ms`, `0s`) in seconds, rounded down.

@@ -479,29 +479,16 @@ fn ignore_missing(r: Result<(), kube::Error>) -> Result<(), String> {
     }
 }
 
-/// Now as an RFC 3339 UTC timestamp (what Kubernetes' `Time` takes), without a date crate.
+/// Now as an RFC 3339 UTC timestamp, what Kubernetes' `Time` takes.
 fn chrono_now() -> String {
+    use k8s_openapi::chrono::{DateTime, SecondsFormat};
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[async_trait::async_trait]

@@ -182,17 +182,6 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-/// A DNS-1123 label: what a namespace name must be.
-fn is_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| alnum(c) || *c == b'-')
-        && alnum(&b[0])
-        && alnum(&b[b.len() - 1])
-}
-
 /// A DNS-1123 subdomain: what a service account name must be.
 fn is_subdomain(s: &str) -> bool {
     s.len() <= 253
@@ -272,7 +261,7 @@ fn model(export: &Value, typed: &ferry_rbac::Export) -> Model {
         let (subject, object, role) =
             (text(g, "subjectID"), text(g, "objectID"), text(g, "roleID"));
         anonymous |= subject == "anonymous";
-        if object != ALL_NAMESPACES && is_label(object) {
+        if object != ALL_NAMESPACES && reference::is_label(object) {
             named_namespaces.insert(object.to_string());
             let collection = collections.contains(object) || !text(g, "collectionPath").is_empty();
             if roles.contains(role) && !collection {
@@ -322,7 +311,7 @@ fn model(export: &Value, typed: &ferry_rbac::Export) -> Model {
         {
             // An invalid one (`system:serviceaccount:bad`) names no service account that can
             // exist, so no request can carry it: nothing to check.
-            if is_label(ns) && is_subdomain(name) {
+            if reference::is_label(ns) && is_subdomain(name) {
                 service_accounts.insert(subject);
             }
         }

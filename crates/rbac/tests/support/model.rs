@@ -21,7 +21,8 @@ pub struct Expected {
     pub namespaced: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn is_label(s: &str) -> bool {
+/// A DNS-1123 label: what a Kubernetes namespace name must be.
+pub fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !b.is_empty()
