@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::run;
+use common::{run, runtime};
 use ferry_kube_api::testing::{KubeSeed, KubeServer, TOKEN};
 use ferry_testing::conformance::cluster::standard_seed;
 
@@ -21,14 +21,6 @@ fn server(rt: &tokio::runtime::Runtime, all_ready: bool) -> KubeServer {
         pdbs: s.pdbs,
     }))
     .unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Run, run};
+use common::{Run, run, runtime};
 use ferry_core::ClusterApi;
 use ferry_core::cluster::{ClusterError, ObjectRef};
 use ferry_kube_api::KubeCluster;
@@ -29,14 +29,6 @@ use serde_json::{Value, json};
 const OWNER_LABEL: &str = "ferry.test/real-cluster";
 const TEST: &str = "check";
 const NOT_KWOK: &str = "ferry-test-not-kwok";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn node_ref(name: &str) -> ObjectRef {
     ObjectRef {

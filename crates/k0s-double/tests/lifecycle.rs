@@ -5,103 +5,15 @@
     reason = "test helpers: a failure is the test's failure"
 )]
 
+mod common;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::Host;
+
 use ferry_core::k0s::{parse_member_list, parse_status};
-
-const CONFIG: &str = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata:\n  name: k0s\nspec:\n  api:\n    address: 127.0.0.1\n";
-
-/// One host: a root directory, a port offset, a hostname.
-struct Host {
-    root: tempfile::TempDir,
-    offset: u16,
-    name: &'static str,
-}
-
-impl Host {
-    fn new(name: &'static str, offset: u16) -> Host {
-        let h = Host {
-            root: tempfile::tempdir().unwrap(),
-            offset,
-            name,
-        };
-        std::fs::create_dir_all(h.path("/etc/k0s")).unwrap();
-        std::fs::write(h.path("/etc/k0s/k0s.yaml"), CONFIG).unwrap();
-        h
-    }
-
-    fn path(&self, logical: &str) -> PathBuf {
-        self.root.path().join(logical.trim_start_matches('/'))
-    }
-
-    fn k0s(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_k0s"))
-            .args(args)
-            .env("K0S_DOUBLE_ROOT", self.root.path())
-            .env("K0S_DOUBLE_PORT_OFFSET", self.offset.to_string())
-            .env("K0S_DOUBLE_HOSTNAME", self.name)
-            .env("K0S_DOUBLE_ADDRESS", "127.0.0.1")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs k0s and asserts success; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.k0s(args);
-        assert!(
-            out.status.success(),
-            "k0s {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs k0s and asserts failure; its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.k0s(args);
-        assert!(
-            !out.status.success(),
-            "k0s {args:?} succeeded: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn port(&self, p: u16) -> u16 {
-        p + self.offset
-    }
-
-    /// Every file under the root, for "nothing changed" checks (logs excepted).
-    fn files(&self) -> Vec<String> {
-        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if rel.starts_with("var/log") {
-                    continue;
-                }
-                out.push(rel);
-                if p.is_dir() {
-                    walk(&p, base, out);
-                }
-            }
-        }
-        let mut v = Vec::new();
-        walk(self.root.path(), self.root.path(), &mut v);
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        // No daemon may outlive its test.
-        let _ = self.k0s(&["stop"]);
-    }
-}
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -5,59 +5,15 @@
     reason = "test helpers: a failure is the test's failure"
 )]
 
-use std::process::{Command, Output};
+mod common;
+
 use std::time::Duration;
+
+use common::Host;
 
 use ferry_kube_api::testing::real::{RealServer, eventually};
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
-
-const CONFIG: &str = "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nspec:\n  api:\n    address: 127.0.0.1\n";
-
-struct Host {
-    root: tempfile::TempDir,
-    offset: u16,
-    name: String,
-}
-
-impl Host {
-    fn new(name: String, offset: u16, kubeconfig: &std::path::Path) -> Host {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("etc/k0s")).unwrap();
-        std::fs::create_dir_all(root.path().join("etc/k0s-double")).unwrap();
-        std::fs::write(root.path().join("etc/k0s/k0s.yaml"), CONFIG).unwrap();
-        std::fs::copy(kubeconfig, root.path().join("etc/k0s-double/kubeconfig")).unwrap();
-        Host { root, offset, name }
-    }
-
-    fn k0s(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_k0s"))
-            .args(args)
-            .env("K0S_DOUBLE_ROOT", self.root.path())
-            .env("K0S_DOUBLE_PORT_OFFSET", self.offset.to_string())
-            .env("K0S_DOUBLE_HOSTNAME", &self.name)
-            .env("K0S_DOUBLE_ADDRESS", "127.0.0.1")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.k0s(args);
-        assert!(
-            out.status.success(),
-            "k0s {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.k0s(&["stop"]);
-        let _ = self.k0s(&["reset"]);
-    }
-}
 
 async fn ready(api: &Api<Node>, name: &str) -> Result<Node, String> {
     let node = api
@@ -83,7 +39,7 @@ async fn nodes_register_become_ready_and_go_with_reset() {
     let api: Api<Node> = Api::all(server.client().await);
     let tag = std::process::id();
 
-    let c = Host::new(format!("k0s-double-c-{tag}"), 22200, &server.kubeconfig);
+    let c = Host::registering(format!("k0s-double-c-{tag}"), 22200, &server.kubeconfig);
     c.ok(&[
         "install",
         "controller",
@@ -113,7 +69,7 @@ async fn nodes_register_become_ready_and_go_with_reset() {
         "{taints:?}"
     );
 
-    let w = Host::new(format!("k0s-double-w-{tag}"), 22300, &server.kubeconfig);
+    let w = Host::registering(format!("k0s-double-w-{tag}"), 22300, &server.kubeconfig);
     std::fs::write(
         w.root.path().join("etc/k0s/join-token"),
         c.ok(&["token", "create", "--role=worker"]),

@@ -348,7 +348,7 @@ impl RealSetup {
             .create(&PostParams::default(), &obj)
             .await
             .map_err(|e| format!("create node {}: {e}", n.name))?;
-        let now = chrono_now();
+        let now = now_rfc3339();
         let ready = if n.ready { "True" } else { "False" };
         let addresses: Vec<Value> = n
             .internal_ip
@@ -413,7 +413,7 @@ impl RealSetup {
             "False"
         };
         let status = json!({"status": {"phase": p.phase,
-            "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": chrono_now()}]}});
+            "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now_rfc3339()}]}});
         api.patch_status(&p.name, &PatchParams::default(), &Patch::Merge(status))
             .await
             .map_err(|e| format!("status of pod {}/{}: {e}", p.namespace, p.name))?;
@@ -480,7 +480,7 @@ fn ignore_missing(r: Result<(), kube::Error>) -> Result<(), String> {
 }
 
 /// Now as an RFC 3339 UTC timestamp, what Kubernetes' `Time` takes.
-fn chrono_now() -> String {
+fn now_rfc3339() -> String {
     use k8s_openapi::chrono::{DateTime, SecondsFormat};
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -261,3 +261,12 @@ pub fn testbed(what: &str) -> PathBuf {
     );
     dir
 }
+
+/// A runtime for the async set-up of a synchronous test that runs the `ferry` binary.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}

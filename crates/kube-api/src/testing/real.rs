@@ -94,8 +94,13 @@ async fn cluster_of(path: &Path, poll: Duration) -> KubeCluster {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match cluster.server_version().await {
-            Ok(_) | Err(ferry_core::ClusterError::Unauthorized) => return cluster,
-            Err(ferry_core::ClusterError::Forbidden(_)) => return cluster,
+            // An answer, even a refusal, means the server is up.
+            Ok(_)
+            | Err(
+                ferry_core::ClusterError::Unauthorized | ferry_core::ClusterError::Forbidden(_),
+            ) => {
+                return cluster;
+            }
             Err(e) if Instant::now() >= deadline => panic!(
                 "REAL KUBERNETES CONTROL PLANE DOWN: {} does not answer: {e}: {HOW}",
                 cluster.server()
