@@ -200,9 +200,6 @@ fn reset(env: &Env) -> Result<(), Error> {
     service::uninstall(env, &svc)?;
     util::remove_tree(&env.path(DATA_DIR))?;
     util::remove_tree(&env.path(RUN_DIR))?;
-    if let Err(e) = crate::node::delete(env) {
-        eprintln!("warning: {e}");
-    }
     eprintln!("k0s cleaned up successfully. To ensure a full reset, a node reboot is recommended.");
     Ok(())
 }

@@ -35,7 +35,7 @@
 //!
 //! * Node registration: with `$ROOT/etc/k0s-double/kubeconfig` present, a daemon that runs
 //!   workloads registers its Node for kwok to keep Ready (see `node.rs`); `k0s stop` lets it go
-//!   NotReady, `k0s reset` deletes it (real k0s leaves that to the administrator).
+//!   NotReady; `k0s reset` leaves the Node object, as real k0s does.
 //!
 //! Testing knobs (environment, recorded into the service so the daemon sees them too):
 //! `K0S_DOUBLE_ROOT` (the filesystem root, default `/`; when set the root check is skipped),

@@ -4,11 +4,12 @@
 //! role labels and taint. k0s registers no Node for a controller without `--enable-worker`.
 //!
 //! `k0s stop` takes the kwok annotation away, so the Node goes NotReady after the node monitor's
-//! grace period, as with a stopped kubelet. `k0s reset` deletes the Node, which real k0s leaves
-//! to the administrator: a test control plane shared by many tests must not fill with them.
+//! grace period, as with a stopped kubelet. `k0s reset` leaves the Node object, as real k0s does
+//! (deleting it is the administrator's call, and a rollback to MKE 3 wants the same object back
+//! under MKE 3's kubelet); tests delete the Nodes they made.
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 
 use crate::env::Env;
 use crate::util::Error;
@@ -98,21 +99,6 @@ pub fn stopped(env: &Env) -> Result<(), Error> {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(Error::msg(format!("cannot update node {name}: {e}"))),
-        }
-    })
-}
-
-/// The node is reset: its Node goes.
-pub fn delete(env: &Env) -> Result<(), Error> {
-    let name = env.hostname();
-    runtime()?.block_on(async {
-        let Some(api) = nodes(env).await? else {
-            return Ok(());
-        };
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(Error::msg(format!("cannot delete node {name}: {e}"))),
         }
     })
 }

@@ -1241,13 +1241,14 @@ fn map_path(mounts: &[(String, String)], path: &str) -> Option<String> {
 fn inspect_json(name: &str, c: &Container) -> Value {
     json!({
         "Name": format!("/{name}"),
-        "Config": {"Image": c.image, "Labels": c.labels},
+        "Config": {"Image": c.image, "Labels": c.labels, "Cmd": if c.cmd.is_empty() { Value::Null } else { json!(c.cmd) }},
         "State": {"Running": c.running, "Status": if c.running { "running" } else { "exited" }},
         "HostConfig": {
+            "NetworkMode": c.network,
             "RestartPolicy": {"Name": c.restart},
             "PortBindings": c.ports.iter().map(|p| (format!("{p}/tcp"), json!([{"HostPort": p.to_string()}]))).collect::<serde_json::Map<_, _>>(),
         },
-        "Mounts": c.mounts.iter().map(|(v, d)| json!({"Type": "volume", "Name": v, "Destination": d})).collect::<Vec<_>>(),
+        "Mounts": c.mounts.iter().map(|(v, d)| json!({"Type": "volume", "Name": v, "Source": volume_dir(v) + "/_data", "Destination": d, "RW": true})).collect::<Vec<_>>(),
     })
 }
 
@@ -1314,7 +1315,9 @@ fn etcdctl(h: &mut HostState, mounts: &[(String, String)], args: &[&str], now: u
             );
             ok_out("restored snapshot\n")
         }
-        ["endpoint", "health"] => ok_out("127.0.0.1:2379 is healthy\n"),
+        ["endpoint", "health"] | ["endpoint", "health", "--cluster"] => {
+            ok_out("127.0.0.1:2379 is healthy\n")
+        }
         _ => err_out(1, "Error: unknown etcdctl command for the fake\n"),
     }
 }
@@ -1448,10 +1451,12 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
             let mut restart = "no".to_string();
             let mut ports = Vec::new();
             let mut image = None;
+            let mut network = "default".to_string();
             let mut it = rest.iter();
             while let Some(x) = it.next() {
                 match *x {
                     "--name" => name = it.next().map(|s| s.to_string()),
+                    "--network" => network = it.next().map(|s| s.to_string()).unwrap_or_default(),
                     "--label" => {
                         if let Some((k, v)) = it.next().and_then(|l| l.split_once('=')) {
                             labels.insert(k.to_string(), v.to_string());
@@ -1459,6 +1464,7 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                     }
                     "-v" => {
                         if let Some((v, d)) = it.next().and_then(|l| l.split_once(':')) {
+                            let d = d.strip_suffix(":ro").unwrap_or(d);
                             mounts.push((v.to_string(), d.to_string()));
                         }
                     }
@@ -1479,6 +1485,7 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                     }
                 }
             }
+            let cmd: Vec<String> = it.map(|s| s.to_string()).collect();
             let (Some(name), Some(image)) = (name, image) else {
                 return err_out(1, "docker: the fake needs --name and an image\n");
             };
@@ -1504,6 +1511,8 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                     running: false,
                     restart,
                     ports,
+                    cmd,
+                    network,
                 },
             );
             ok_out(&format!("{name}\n"))
@@ -1611,6 +1620,7 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                 match *x {
                     "-v" => {
                         if let Some((v, d)) = it.next().and_then(|l| l.split_once(':')) {
+                            let d = d.strip_suffix(":ro").unwrap_or(d);
                             mounts.push((v.to_string(), d.to_string()));
                         }
                     }

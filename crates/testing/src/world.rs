@@ -45,6 +45,10 @@ pub struct Container {
     pub restart: String,
     /// TCP ports it listens on (host network).
     pub ports: Vec<u16>,
+    /// The command after the image (`Config.Cmd`).
+    pub cmd: Vec<String>,
+    /// `HostConfig.NetworkMode`: `default` (the bridge) or `host`.
+    pub network: String,
 }
 
 /// One host.
@@ -677,6 +681,8 @@ fn ucp(name: &str, version: &str, mounts: &[(&str, &str)], ports: &[u16]) -> (St
             running: true,
             restart: "unless-stopped".into(),
             ports: ports.to_vec(),
+            cmd: Vec::new(),
+            network: "default".into(),
         },
     )
 }
@@ -809,6 +815,8 @@ impl Fixture {
                         running: true,
                         restart: "always".into(),
                         ports: vec![5432],
+                        cmd: vec!["postgres".into()],
+                        network: "default".into(),
                     },
                 );
             }

@@ -54,6 +54,10 @@ const ETCD_FLAGS: [&str; 4] = [
     "--key=/etc/docker/ssl/key.pem",
 ];
 
+/// How many more times (1 s apart, each try up to etcdctl's 5 s) the undo of the leader's stop
+/// asks the restarted ucp-kv cluster for its health.
+const ETCD_HEALTH_TRIES: u32 = 20;
+
 /// The step kinds, with their stable ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -276,11 +280,15 @@ pub struct Inspect {
 pub struct InspectConfig {
     pub image: String,
     pub labels: BTreeMap<String, String>,
+    /// The container's command (the image's default when it was started without one).
+    pub cmd: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InspectHostConfig {
+    /// `default` (the bridge), `host`, `none` or a network name.
+    pub network_mode: String,
     pub restart_policy: InspectRestart,
     // In docker's order (serde_json keeps it), not sorted.
     pub port_bindings: serde_json::Map<String, Value>,
@@ -295,8 +303,27 @@ pub struct InspectRestart {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InspectMount {
+    /// `volume` or `bind`.
+    #[serde(rename = "Type")]
+    pub kind: String,
     pub name: Option<String>,
+    pub source: String,
     pub destination: String,
+    #[serde(rename = "RW")]
+    pub rw: Option<bool>,
+}
+
+impl InspectMount {
+    /// The `-v` argument that mounts it again: a named volume or a bind mount, read-only kept.
+    fn volume_arg(&self) -> Option<String> {
+        let from = match (self.kind.as_str(), &self.name) {
+            ("volume", Some(n)) => n.clone(),
+            ("bind", _) if !self.source.is_empty() => self.source.clone(),
+            _ => return None,
+        };
+        let ro = if self.rw == Some(false) { ":ro" } else { "" };
+        Some(format!("{from}:{}{ro}", self.destination))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -432,7 +459,7 @@ impl Step for MkeStep {
                 let mut objects = Vec::new();
                 for o in self.objects()? {
                     let r = ObjectRef::of(&o)?;
-                    let before = self.cx.run.cluster.get(&r).await?;
+                    let before = self.cx.run.cluster.get(&r).await?.map(restorable);
                     objects.push(Previous { object: r, before });
                 }
                 to_data(&Applied { objects })
@@ -486,7 +513,7 @@ impl Step for MkeStep {
             Kind::StartK0s => self.start_k0s().await?,
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
                 for o in self.objects()? {
-                    self.cx.run.cluster.apply(&o).await?;
+                    self.cx.run.cluster.apply(&applicable(o)).await?;
                 }
             }
             Kind::RemoveMke3 => self.remove_mke3(&from_data(prepared)?).await?,
@@ -558,6 +585,48 @@ pub fn mke4_objects(state: &StateDir) -> Result<Vec<Value>, StepError> {
             "spec": spec.get("spec").cloned().unwrap_or(spec),
         }),
     ])
+}
+
+/// An object as read from the API server, made fit to be applied again by the undo: without
+/// what the server owns (managed fields, resource version, uid, timestamps, status), which a
+/// server-side apply refuses (`metadata.managedFields must be nil`) or ignores.
+fn restorable(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            meta.remove(k);
+        }
+    }
+    if let Some(o) = object.as_object_mut() {
+        o.remove("status");
+    }
+    applicable(object)
+}
+
+/// An object as ferry applies it. An aggregated ClusterRole's `rules` belong to the controller
+/// manager's aggregation controller: applying them (even `rules: []`) conflicts with it once it
+/// has filled them, so they are left out; so is an empty `rules` list.
+fn applicable(mut object: Value) -> Value {
+    let aggregated = object.get("kind").and_then(Value::as_str) == Some("ClusterRole")
+        && object.get("aggregationRule").is_some_and(|a| !a.is_null());
+    // A role replica comes without rules for the operator to fill: applying `rules: []` would
+    // claim the list and conflict with the operator's rules on a later run.
+    let empty = object
+        .get("rules")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty);
+    if aggregated || empty {
+        if let Some(o) = object.as_object_mut() {
+            o.remove("rules");
+        }
+    }
+    object
 }
 
 /// The objects of the kept `rbac.yaml`, one per YAML document.
@@ -746,11 +815,32 @@ impl MkeStep {
         args.extend(ordered.iter().copied());
         ok(h, sudo("docker", &args)).await?;
         if stopped.running.iter().any(|n| n == "ucp-kv") {
+            // An etcd member that restarts serves clients only once it has published itself
+            // through the cluster, which takes a quorum. The managers were stopped leader
+            // first, so their stops are undone leader last: the leader's undo is the one at
+            // which every other manager's ucp-kv is running again, and the one that waits for
+            // the cluster's health. An earlier manager's member cannot be healthy yet.
+            if host != self.cx.discovered.leader {
+                self.cx.log().info(format!(
+                    "[{host}] ucp-kv started; etcd is checked once the first manager is back"
+                ));
+                return Ok(());
+            }
             self.cx.log().info("Waiting for etcd to be healthy ...");
             let mut a = vec!["exec", "ucp-kv", "etcdctl"];
             a.extend(ETCD_FLAGS);
-            a.extend(["endpoint", "health"]);
-            ok(h, sudo("docker", &a)).await?;
+            a.extend(["endpoint", "health", "--cluster"]);
+            let mut tries = 0;
+            loop {
+                match ok(h, sudo("docker", &a)).await {
+                    Ok(_) => break,
+                    Err(e) if tries >= ETCD_HEALTH_TRIES => return Err(e),
+                    Err(_) => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
             self.cx.log().info("etcd health check succeeded!");
         }
         Ok(())
@@ -770,13 +860,11 @@ impl MkeStep {
             h.put_file(HOST_SPECS, &specs.stdout, &FileSpec::root(0o600))
                 .await?;
         }
-        // Everything removed below is archived first (ucp-kv is restored from the snapshot).
-        let mut paths: Vec<String> = r
-            .volumes
-            .iter()
-            .filter(|v| v.as_str() != "ucp-kv")
-            .map(|v| format!("volumes/{v}"))
-            .collect();
+        // Everything removed below is archived first, ucp-kv's etcd data too: its container is
+        // stopped, so the member's data directory is at rest, and the undo gives every member
+        // back its own data (a member restored from the snapshot alone would form a cluster of
+        // its own, apart from the other managers').
+        let mut paths: Vec<String> = r.volumes.iter().map(|v| format!("volumes/{v}")).collect();
         if r.swarm {
             paths.push("swarm".into());
         }
@@ -910,9 +998,13 @@ impl MkeStep {
             for (k, v) in &c.config.labels {
                 args.extend(["--label".into(), format!("{k}={v}")]);
             }
+            let network = c.host_config.network_mode.as_str();
+            if !network.is_empty() && network != "default" {
+                args.extend(["--network".into(), network.to_string()]);
+            }
             for m in &c.mounts {
-                if let Some(n) = &m.name {
-                    args.extend(["-v".into(), format!("{n}:{}", m.destination)]);
+                if let Some(v) = m.volume_arg() {
+                    args.extend(["-v".into(), v]);
                 }
             }
             for p in c.host_config.port_bindings.keys() {
@@ -920,6 +1012,7 @@ impl MkeStep {
                 args.extend(["-p".into(), format!("{p}:{p}")]);
             }
             args.push(c.config.image.clone());
+            args.extend(c.config.cmd.iter().flatten().cloned());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             ok(h, sudo("docker", &a)).await?;
             if c.state.running {
