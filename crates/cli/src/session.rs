@@ -24,8 +24,19 @@ use crate::{CliError, Output};
 /// The environment variable holding the MKE 3 admin password.
 pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
 
-/// What the binary says when asked to change a real cluster.
-pub const NO_REAL_CHANGES: &str = "ferry does not change a real cluster yet: against a real cluster only `ferry upgrade --dry-run` runs (read-only: connect, gather facts, checks, plan); the upgrade steps, resume and rollback are exercised against in-memory fakes by the test suite. Nothing was contacted and nothing was changed";
+/// What the binary says when asked to continue or roll back a recorded run on a real cluster.
+pub const NO_REAL_JOURNAL: &str = "ferry does not yet continue or roll back a recorded run on a real cluster: `ferry upgrade` (with its automatic rollback on failure or Ctrl-C) and `--dry-run` run against real clusters; `ferry resume` and `ferry rollback` after a crash are proven against in-memory fakes only so far. Nothing was contacted and nothing was changed";
+
+/// What a command is about to do, for [`BackendFactory::serves`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only (`--dry-run`).
+    ReadOnly,
+    /// A new run that changes the cluster, rolled back automatically on failure or Ctrl-C.
+    Run,
+    /// Continues or rolls back the run recorded in a journal (`ferry resume`, `ferry rollback`).
+    Journal,
+}
 
 /// The backends of a run of the MKE flow: the core session's two, and the MKE 3 API.
 #[derive(Debug, Clone)]
@@ -84,18 +95,18 @@ pub struct BackendRequest {
     pub password: Secret<String>,
     pub external_address: String,
     pub remote: RemoteArgs,
-    /// Only reads will be made (`--dry-run`).
-    pub read_only: bool,
+    /// What the command will do.
+    pub access: Access,
 }
 
 /// Makes the backends of a run. Called inside the run's async runtime: the Kubernetes and
 /// HTTP clients keep tasks on it.
 #[async_trait::async_trait]
 pub trait BackendFactory: Send + Sync + std::fmt::Debug {
-    /// Whether this factory serves a run that only reads (`true`) or also changes things;
-    /// asked before the password, so that nobody types it for a run that cannot happen.
-    fn serves(&self, read_only: bool) -> Result<(), String> {
-        let _ = read_only;
+    /// Whether this factory serves a command of this `access`; asked before the password, so
+    /// that nobody types it for a run that cannot happen.
+    fn serves(&self, access: Access) -> Result<(), String> {
+        let _ = access;
         Ok(())
     }
     /// The backends, or why they cannot be made (a message for the operator).
@@ -103,23 +114,22 @@ pub trait BackendFactory: Send + Sync + std::fmt::Debug {
 }
 
 /// The factory of the binary: OpenSSH for the hosts, the Kubernetes API from the client bundle,
-/// the MKE 3 API logged in with the admin credentials; read-only runs only (see
-/// [`NO_REAL_CHANGES`]).
+/// the MKE 3 API logged in with the admin credentials; no resume or rollback of a recorded run
+/// yet (see [`NO_REAL_JOURNAL`]).
 #[derive(Debug, Default)]
 pub struct RealBackends;
 
 #[async_trait::async_trait]
 impl BackendFactory for RealBackends {
-    fn serves(&self, read_only: bool) -> Result<(), String> {
-        if read_only {
-            Ok(())
-        } else {
-            Err(NO_REAL_CHANGES.to_string())
+    fn serves(&self, access: Access) -> Result<(), String> {
+        match access {
+            Access::ReadOnly | Access::Run => Ok(()),
+            Access::Journal => Err(NO_REAL_JOURNAL.to_string()),
         }
     }
 
     async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
-        self.serves(r.read_only)?;
+        self.serves(r.access)?;
         let mut options = ferry_mke3_api::Options::new(
             r.remote
                 .mke3_url

@@ -1,7 +1,7 @@
 //! `ferry upgrade`, `ferry upgrade --resume` and `ferry rollback` through the CLI's library
 //! entry point, with the in-memory fakes of `ferry-core` as backends; and the binary, which
-//! refuses to change a real cluster (its read-only `--dry-run` against real backends is in
-//! `tests/dry_run.rs`).
+//! does not yet continue or roll back a recorded run on a real cluster (its runs against real
+//! backends are in `tests/dry_run.rs` and `tests/real_upgrade.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -396,7 +396,7 @@ fn max_unavailable_is_never_zero() {
 }
 
 #[test]
-fn the_binary_refuses_to_change_a_real_cluster() {
+fn the_binary_changes_a_real_cluster_but_refuses_to_resume_or_roll_back_one_yet() {
     let env = Env::new();
     let upgrade = |extra: &[&str]| {
         let mut c = common::ferry();
@@ -410,50 +410,63 @@ fn the_binary_refuses_to_change_a_real_cluster() {
             "mke.example.com",
             "--state-dir",
             env.state().to_str().unwrap(),
+            "--mke3-url",
+            "https://127.0.0.1:1",
         ]);
         c.args(extra);
         c.output().unwrap()
     };
-    let out = upgrade(&[]);
-    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("ferry does not change a real cluster yet"),
-        "{err}"
-    );
-    assert!(!env.state().join("journal.jsonl").exists());
-    // Refused before the password is asked for: nobody types it for nothing.
-    let out = common::ferry()
-        .env_remove("MKE3_ADMIN_PASSWORD")
-        .args([
-            "upgrade",
-            "--hosts-path",
-            env.path("hosts.yaml").to_str().unwrap(),
-            "--mke3-admin-username",
-            "admin",
-            "--external-address",
-            "mke.example.com",
-            "--state-dir",
-            env.state().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)), "{err}");
-    assert!(!err.contains("password"), "{err}");
-    assert!(
-        err.contains("ferry does not change a real cluster yet"),
-        "{err}"
-    );
-    assert!(!env.state().join(ferry_core::lock::LOCK_FILE).exists());
+    // A run and a dry run both go on to the MKE 3 API, and say so when it is not there;
+    // nothing is journaled.
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let out = upgrade(extra);
+        assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot log in to MKE 3 at https://127.0.0.1:1"),
+            "{extra:?}: {err}"
+        );
+        assert!(!env.state().join("journal.jsonl").exists());
+    }
 
-    // A dry run goes on to the MKE 3 API, and says so when it is not there.
-    let out = upgrade(&["--dry-run", "--mke3-url", "https://127.0.0.1:1"]);
-    assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot log in to MKE 3 at https://127.0.0.1:1"),
-        "{err}"
+    // A run interrupted twice (through the library, on the fakes) leaves its journal; the
+    // binary refuses to continue it or roll it back, before it asks for the password.
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    env.world.set_latency(std::time::Duration::from_millis(1));
+    for nth in [1, 2] {
+        env.world.inject(Fault::at_step(
+            "mke.node.install-k0s@host:10.0.1.22",
+            nth,
+            FaultAction::Interrupt,
+        ));
+    }
+    assert_eq!(env.upgrade(&[]).code, exit::INTERRUPTED);
+    let journal = std::fs::read(env.state().join("journal.jsonl")).unwrap();
+    let state = env.state().display().to_string();
+    for argv in [
+        &["resume", "--state-dir", &state][..],
+        &["rollback", "--state-dir", &state][..],
+    ] {
+        let out = common::ferry()
+            .env_remove("MKE3_ADMIN_PASSWORD")
+            .args(argv)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)), "{err}");
+        assert!(
+            err.contains(
+                "ferry does not yet continue or roll back a recorded run on a real cluster"
+            ),
+            "{argv:?}: {err}"
+        );
+        assert!(!err.to_lowercase().contains("password:"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(env.state().join("journal.jsonl")).unwrap(),
+        journal,
+        "the journal was changed"
     );
 }
 

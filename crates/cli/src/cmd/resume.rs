@@ -11,7 +11,8 @@ use ferry_flow_mke::{Journaled, MkeFlow};
 use super::upgrade::{MkeRun, finish};
 use crate::exit::{self, Ending};
 use crate::session::{
-    BackendRequest, DriveError, JournalArgs, RemoteArgs, Runtime, drive, password, state_dir,
+    Access, BackendRequest, DriveError, JournalArgs, RemoteArgs, Runtime, drive, password,
+    state_dir,
 };
 use crate::{CliError, Format, Output};
 
@@ -123,7 +124,7 @@ fn request(
             return Ok(None);
         }
     };
-    if let Err(m) = rt.backends.serves(false) {
+    if let Err(m) = rt.backends.serves(Access::Journal) {
         out.error(&DriveError::Backends(m));
         return Ok(None);
     }
@@ -134,7 +135,7 @@ fn request(
         password: pw,
         external_address: journaled.inputs.external_address,
         remote: remote.clone(),
-        read_only: false,
+        access: Access::Journal,
     }))
 }
 

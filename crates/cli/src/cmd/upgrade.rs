@@ -13,7 +13,7 @@ use ferry_flow_mke::{HostOrder, Inputs, K0S_VERSION, MkeError, MkeFlow, MkeRepor
 
 use crate::exit::{self, Ending};
 use crate::session::{
-    BackendRequest, DriveError, JournalArgs, LogArgs, RemoteArgs, Runtime, drive, password,
+    Access, BackendRequest, DriveError, JournalArgs, LogArgs, RemoteArgs, Runtime, drive, password,
     state_dir,
 };
 use crate::{CliError, Format, Output, fsio};
@@ -201,7 +201,12 @@ pub fn run_upgrade_with(
         .options(Some(external))
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    if let Err(m) = rt.backends.serves(args.dry_run) {
+    let access = if args.dry_run {
+        Access::ReadOnly
+    } else {
+        Access::Run
+    };
+    if let Err(m) = rt.backends.serves(access) {
         out.error(&DriveError::Backends(m));
         return Ok(exit::code(Ending::Failed));
     }
@@ -216,7 +221,7 @@ pub fn run_upgrade_with(
         password: pw,
         external_address: external.to_string(),
         remote: args.remote.clone(),
-        read_only: dry_run,
+        access,
     };
     let r = drive(
         rt,
