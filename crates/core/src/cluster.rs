@@ -176,7 +176,8 @@ impl ClusterError {
 ///   reported as [`ClusterError::EvictionBlocked`] naming the PDB. Bare pods and pods with
 ///   `emptyDir` data are refused unless the options allow them. It returns when the pods are gone.
 /// - `apply` is a server-side apply with field manager `ferry`: creating or updating.
-/// - `get` of a missing object is `Ok(None)`; `delete` of a missing object is `Ok(false)`.
+/// - `get` of a missing object is `Ok(None)`; `delete` of a missing object is `Ok(false)`;
+///   `merge_patch` of a missing object is [`ClusterError::NotFound`].
 #[async_trait::async_trait]
 pub trait ClusterApi: Send + Sync + fmt::Debug {
     /// `gitVersion` of the API server, e.g. `v1.27.7-mirantis-1`.
@@ -193,4 +194,12 @@ pub trait ClusterApi: Send + Sync + fmt::Debug {
     async fn get(&self, object: &ObjectRef) -> Result<Option<serde_json::Value>, ClusterError>;
     /// Deletes `object`; `Ok(false)` when it did not exist.
     async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError>;
+    /// A JSON merge patch (RFC 7386: `null` removes a key) of an existing object, by no field
+    /// manager: what sets a Node's labels and taints back to what they were, whoever added the
+    /// others. A missing object is [`ClusterError::NotFound`].
+    async fn merge_patch(
+        &self,
+        object: &ObjectRef,
+        patch: &serde_json::Value,
+    ) -> Result<(), ClusterError>;
 }

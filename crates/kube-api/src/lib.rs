@@ -787,6 +787,18 @@ impl ClusterApi for KubeCluster {
         }
     }
 
+    async fn merge_patch(
+        &self,
+        object: &ObjectRef,
+        patch: &serde_json::Value,
+    ) -> Result<(), ClusterError> {
+        let api = self.dynamic(object).await?;
+        api.patch(&object.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(&format!("patch {object}"), e))
+    }
+
     async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError> {
         let api = self.dynamic(object).await?;
         match api.delete(&object.name, &DeleteParams::default()).await {

@@ -64,6 +64,30 @@ fn node_names(s: &WorldState) -> Vec<String> {
     v
 }
 
+fn is_node(r: &ObjectRef) -> bool {
+    r.api_version == "v1" && r.kind == "Node"
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(p) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Some(t) = target.as_object_mut() {
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
 fn node_exists(s: &WorldState, name: &str) -> bool {
     s.cluster.node_host.contains_key(name) || s.cluster.static_nodes.contains_key(name)
 }
@@ -269,7 +293,56 @@ impl ClusterApi for FakeCluster {
 
     async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         self.call("get", vec![object.to_string()], false)?;
-        Ok(self.world.state().cluster.objects.get(object).cloned())
+        let s = self.world.state();
+        if is_node(object) {
+            // Nodes live in the node model, not among the applied objects.
+            return Ok(node_of(&s, &object.name).map(|n| {
+                serde_json::json!({
+                    "apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": n.name, "labels": n.labels},
+                    "spec": {"unschedulable": n.unschedulable},
+                })
+            }));
+        }
+        Ok(s.cluster.objects.get(object).cloned())
+    }
+
+    async fn merge_patch(&self, object: &ObjectRef, patch: &Value) -> Result<(), ClusterError> {
+        self.call("merge_patch", vec![object.to_string()], true)?;
+        self.latency().await;
+        let mut s = self.world.state();
+        if is_node(object) {
+            if !node_exists(&s, &object.name) {
+                return Err(ClusterError::NotFound(format!("nodes \"{}\"", object.name)));
+            }
+            // The node model keeps labels only (no taints): those are what it patches.
+            if let Some(labels) = patch.pointer("/metadata/labels").and_then(Value::as_object) {
+                let mine = match s.cluster.static_nodes.get_mut(&object.name) {
+                    Some(n) => &mut n.labels,
+                    None => s
+                        .cluster
+                        .node_labels
+                        .entry(object.name.clone())
+                        .or_default(),
+                };
+                for (k, v) in labels {
+                    match v.as_str() {
+                        Some(v) => {
+                            mine.insert(k.clone(), v.to_string());
+                        }
+                        None => {
+                            mine.remove(k);
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let Some(current) = s.cluster.objects.get_mut(object) else {
+            return Err(ClusterError::NotFound(object.to_string()));
+        };
+        merge(current, patch);
+        Ok(())
     }
 
     async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError> {

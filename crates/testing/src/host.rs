@@ -1648,6 +1648,7 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                 _ => err_out(127, "docker run: the fake runs etcdctl only\n"),
             }
         }
+        ("", "version") => ok_out("20.10.24+dfsg1\n"),
         ("", "info") => {
             let state = h
                 .files

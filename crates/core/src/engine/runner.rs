@@ -398,6 +398,8 @@ impl Engine {
             failure: None,
         });
         for (pi, phase) in self.plan.phases.iter().enumerate() {
+            // The phase's start in the debug log: where the time of a run goes, by phase.
+            self.log.debug(format!("phase started: [{}]", phase.name));
             for g in &phase.groups {
                 {
                     let mut p = lock(&progress);

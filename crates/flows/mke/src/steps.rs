@@ -58,6 +58,9 @@ const ETCD_FLAGS: [&str; 4] = [
 /// asks the restarted ucp-kv cluster for its health.
 const ETCD_HEALTH_TRIES: u32 = 20;
 
+/// How many more times (1 s apart) the cleanup's undo asks a restarted Docker engine to answer.
+const DOCKER_START_TRIES: u32 = 60;
+
 /// The step kinds, with their stable ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -218,6 +221,22 @@ pub struct DirState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Running {
     pub running: Vec<String>,
+}
+
+/// A Node's labels and taints before k0s started on it (`null` when it had none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeMeta {
+    pub labels: Value,
+    pub taints: Value,
+}
+
+fn node_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        namespace: None,
+        name: name.into(),
+    }
 }
 
 /// What a k0s install found before it.
@@ -464,6 +483,22 @@ impl Step for MkeStep {
                 }
                 to_data(&Applied { objects })
             }
+            Kind::StartK0s => {
+                // The Node's labels and taints as MKE 3 left them: k0s's kubelet adds its own
+                // (node.k0sproject.io/role, control-plane, its taint) and leaves them behind
+                // when stopped or reset, so the undo sets them back.
+                let node = self.cx.node(self.target_host()?)?;
+                let found = self.cx.run.cluster.get(&node_ref(&node)).await?;
+                to_data(&found.map(|n| {
+                    NodeMeta {
+                        labels: n
+                            .pointer("/metadata/labels")
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        taints: n.pointer("/spec/taints").cloned().unwrap_or(Value::Null),
+                    }
+                }))
+            }
             _ => Ok(Value::Null),
         }
     }
@@ -546,7 +581,12 @@ impl Step for MkeStep {
             Kind::StartK0s => {
                 let host = self.target_host()?;
                 let h = self.cx.host(host)?.as_ref();
-                self.cx.k0s(host, h)?.stop_if_running().await
+                self.cx.k0s(host, h)?.stop_if_running().await?;
+                // Journals of earlier builds recorded nothing here (null).
+                match from_data::<Option<NodeMeta>>(data)? {
+                    Some(before) => self.restore_node(host, &before).await,
+                    None => Ok(()),
+                }
             }
             Kind::ApplyMke4Config | Kind::ApplyRbac => {
                 let applied: Applied = from_data(data)?;
@@ -802,6 +842,33 @@ impl MkeStep {
         Ok(())
     }
 
+    /// Sets the Node's labels and taints back to `before` (labels added since are removed).
+    async fn restore_node(&self, host: &str, before: &NodeMeta) -> Result<(), StepError> {
+        let node = self.cx.node(host)?;
+        let r = node_ref(&node);
+        let Some(now) = self.cx.run.cluster.get(&r).await? else {
+            return Ok(());
+        };
+        let mut labels = serde_json::Map::new();
+        if let Some(current) = now.pointer("/metadata/labels").and_then(Value::as_object) {
+            for k in current.keys() {
+                labels.insert(k.clone(), Value::Null);
+            }
+        }
+        if let Some(old) = before.labels.as_object() {
+            for (k, v) in old {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        let patch = json!({"metadata": {"labels": labels}, "spec": {"taints": before.taints}});
+        match self.cx.run.cluster.merge_patch(&r, &patch).await {
+            Ok(()) => Ok(()),
+            // Gone (deleted by someone): nothing to set back.
+            Err(ferry_core::ClusterError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn undo_stop(&self, stopped: &Running) -> Result<(), StepError> {
         let host = self.target_host()?;
         let h = self.cx.host(host)?.as_ref();
@@ -961,9 +1028,23 @@ impl MkeStep {
             self.restore_etcd(h).await?;
         }
         if r.swarm {
-            // Docker reads the swarm state back at start.
+            // Docker reads the swarm state back at start. A SysV or OpenRC script returns
+            // once dockerd is started, not once it answers: wait for it.
             let init = self.cx.k0s(host, h)?.init;
             ok(h, init.restart("docker")).await?;
+            let mut tries = 0;
+            while let Err(e) = ok(
+                h,
+                sudo("docker", &["version", "--format", "{{.Server.Version}}"]),
+            )
+            .await
+            {
+                if tries >= DOCKER_START_TRIES {
+                    return Err(e);
+                }
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
         let present: BTreeSet<String> = ucp_containers(h, true).await?.into_iter().collect();
         let specs: Vec<Inspect> = if exists(h, "-f", HOST_SPECS).await? {

@@ -699,6 +699,74 @@ async fn apply_invalid(api: Arc<dyn ClusterApi>) -> Result<(), String> {
     }
 }
 
+async fn merge_patch(api: Arc<dyn ClusterApi>) -> Result<(), String> {
+    let node = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        namespace: None,
+        name: "worker-1".into(),
+    };
+    let label = |v: &serde_json::Value| v["metadata"]["labels"]["ferry.test/patched"].clone();
+    api.merge_patch(
+        &node,
+        &json!({"metadata": {"labels": {"ferry.test/patched": "yes"}}}),
+    )
+    .await
+    .map_err(|e| format!("merge_patch node (add label): {e}"))?;
+    let got = api
+        .get(&node)
+        .await
+        .map_err(|e| format!("get node: {e}"))?
+        .ok_or("get node: None")?;
+    ensure!(label(&got) == "yes", "label not added: {got}");
+    ensure!(
+        got["metadata"]["labels"]["kubernetes.io/hostname"] == "worker-1",
+        "other labels lost: {got}"
+    );
+    api.merge_patch(
+        &node,
+        &json!({"metadata": {"labels": {"ferry.test/patched": null}}}),
+    )
+    .await
+    .map_err(|e| format!("merge_patch node (remove label): {e}"))?;
+    let got = api
+        .get(&node)
+        .await
+        .map_err(|e| format!("get node: {e}"))?
+        .ok_or("get node: None")?;
+    ensure!(label(&got).is_null(), "label not removed: {got}");
+    ensure!(
+        got["metadata"]["labels"]["kubernetes.io/hostname"] == "worker-1",
+        "other labels lost: {got}"
+    );
+    // An object: keys set, keys removed by null, the rest kept.
+    api.apply(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "ferry-state", "namespace": NS},
+                       "data": {"a": "1", "b": "2"}}))
+        .await
+        .map_err(|e| format!("apply: {e}"))?;
+    api.merge_patch(&cm_ref(), &json!({"data": {"a": null, "c": "3"}}))
+        .await
+        .map_err(|e| format!("merge_patch ConfigMap: {e}"))?;
+    let got = api
+        .get(&cm_ref())
+        .await
+        .map_err(|e| format!("get: {e}"))?
+        .ok_or("get: None")?;
+    ensure!(got["data"] == json!({"b": "2", "c": "3"}), "data: {got}");
+    let missing = ObjectRef {
+        name: "ferry-missing".into(),
+        ..cm_ref()
+    };
+    match api
+        .merge_patch(&missing, &json!({"data": {"a": "1"}}))
+        .await
+    {
+        Err(ClusterError::NotFound(_)) => Ok(()),
+        other => Err(format!("merge_patch of a missing object: {other:?}")),
+    }
+}
+
 /// Runs every case against fresh backends from `setup` and reports each one.
 pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
     let mut seed = standard_seed();
@@ -733,5 +801,6 @@ pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
     case!("apply.create-update-get", |api| apply_get(api));
     case!("delete.missing-is-false", |api| delete(api));
     case!("apply.invalid", |api| apply_invalid(api));
+    case!("merge-patch.labels-and-objects", |api| merge_patch(api));
     report
 }
