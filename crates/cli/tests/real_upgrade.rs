@@ -76,25 +76,16 @@ fn ferry_upgrade_moves_a_real_mke3_cluster_to_k0s() {
     let bed = Bed::open("`ferry upgrade` on an MKE 3 cluster of real parts");
     assert_eq!(bed.hosts.len(), 5, "the end-to-end run wants 5 hosts");
     assert_eq!(bed.managers, 3, "the end-to-end run wants 3 managers");
-    mke_bed::install_mke4_kinds(&bed);
-    bed.deploy_workloads();
-    // Keys the tests write into MKE 3's etcd (the backup must hold them).
-    sh(
-        &bed.dir,
-        "h1",
-        "docker exec ucp-kv etcdctl --endpoints=https://127.0.0.1:12379 --cacert=/etc/docker/ssl/ca.pem --cert=/etc/docker/ssl/cert.pem --key=/etc/docker/ssl/key.pem put /ferry-test/owner e2e",
-    );
+    bed.prepare();
 
     let state = bed.tmp.path().join("state");
     let config_out = bed.tmp.path().join("mke4.yaml");
     let started = Instant::now();
+    let mut args = bed.upgrade_args(&state, &config_out);
+    // The debug log names every connection and command per host (the figures below).
+    args.extend(["--log-level".to_string(), "debug".into()]);
     let out = bed
-        .ferry(
-            &bed.upgrade_args(&state, &config_out)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
+        .ferry(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -109,6 +100,7 @@ fn ferry_upgrade_moves_a_real_mke3_cluster_to_k0s() {
         "ferry upgrade on the testbed (3 managers, 2 workers): completed in {:.1} s",
         took.as_secs_f64()
     ));
+    announce(&figures(&stderr, &bed.addresses));
 
     // Every host runs k0s, has no MKE 3 left and has left the swarm.
     for h in &bed.hosts {
@@ -229,6 +221,56 @@ fn ferry_upgrade_moves_a_real_mke3_cluster_to_k0s() {
     }
     assert!(leaked.is_empty(), "the password is in {leaked:?}");
     bed.restore();
+}
+
+/// From the debug log: when each phase of the run started (seconds since the start, as the
+/// log's `DEBU[0012]` prefix counts them) and, per host, the SSH connections, commands and
+/// file uploads. The figures of `docs/benchmarks.md`.
+fn figures(log: &str, hosts: &[String]) -> String {
+    let mut phases = Vec::new();
+    let mut per_host: std::collections::BTreeMap<&str, (usize, usize, usize)> =
+        hosts.iter().map(|h| (h.as_str(), (0, 0, 0))).collect();
+    let mut last = 0u64;
+    for line in log.lines() {
+        let Some((head, msg)) = line.split_once("] ") else {
+            continue;
+        };
+        let secs: u64 = head
+            .rsplit('[')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(last);
+        last = secs;
+        if let Some(p) = msg.strip_prefix("phase started: ") {
+            phases.push(format!("{p} at {secs} s"));
+        }
+        if let Some(p) = msg.strip_prefix("==> Running phase: ") {
+            phases.push(format!("{p} at {secs} s"));
+        }
+        for (h, c) in per_host.iter_mut() {
+            let field = format!("host={h} ");
+            if msg.starts_with("connected ")
+                && (msg.contains(&field) || msg.ends_with(&format!("host={h}")))
+            {
+                c.0 += 1;
+            } else if msg.starts_with("run ") && msg.contains(&field) {
+                c.1 += 1;
+            } else if msg.starts_with("file written ") && msg.contains(&field) {
+                c.2 += 1;
+            }
+        }
+    }
+    let hosts: Vec<String> = per_host
+        .iter()
+        .map(|(h, (conn, cmds, files))| {
+            format!("{h}: {conn} connection(s), {cmds} commands, {files} files")
+        })
+        .collect();
+    format!(
+        "phases (ferry's log): {}\nper host: {}",
+        phases.join(", "),
+        hosts.join("; ")
+    )
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -37,10 +37,9 @@ pub enum HostOrderArg {
 The MKE 3 admin password is read from MKE3_ADMIN_PASSWORD, or asked for on the terminal. \
 --mke3-admin-password works too but shows the password to every user of this machine.
 
-Against a real cluster this build runs --dry-run only (read-only: it connects to the hosts, \
-reads the MKE 3 API and the Kubernetes API (through the admin client bundle, or --kubeconfig), \
-runs the checks and prints the plan); it refuses to change a real cluster, to --resume or to \
-roll one back.
+A run reads the MKE 3 API and the Kubernetes API (through the admin client bundle, or \
+--kubeconfig); --dry-run only reads (facts, checks, plan). This build does not yet continue \
+(--resume, `ferry resume`) or roll back (`ferry rollback`) a run recorded on a real cluster.
 
 Workers move in a sliding window of --max-unavailable hosts, the slowest first (by how long \
 their facts took to gather) unless --host-order as-listed; managers move one at a time, each \

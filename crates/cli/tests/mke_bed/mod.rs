@@ -9,6 +9,8 @@
 //! certificate name (`tls-server-name: 127.0.0.1`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod digest;
+
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -303,10 +305,68 @@ impl Bed {
         })
     }
 
+    /// Everything a run needs on the cluster besides the hosts: MKE 4k's kinds, the workloads,
+    /// a key the tests write into MKE 3's etcd (the backup must hold it).
+    pub fn prepare(&self) {
+        install_mke4_kinds(self);
+        self.deploy_workloads();
+        sh(
+            &self.dir,
+            &self.hosts[0],
+            "docker exec ucp-kv etcdctl --endpoints=https://127.0.0.1:12379 --cacert=/etc/docker/ssl/ca.pem --cert=/etc/docker/ssl/cert.pem --key=/etc/docker/ssl/key.pem put /ferry-test/owner chaos",
+        );
+    }
+
+    /// Removes from the API server what an upgrade applied (the objects ferry labels as its
+    /// own and the `mke` namespace), so that the next run starts from an MKE 3 cluster.
+    pub fn clear_api(&self) {
+        self.rt.block_on(async {
+            for (group, version, kind) in [
+                ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
+                ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+                ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+                ("rbac.authorization.k8s.io", "v1", "Role"),
+            ] {
+                let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+                let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+                    .await
+                    .unwrap();
+                let all: Api<kube::api::DynamicObject> = Api::all_with(self.client.clone(), &ar);
+                let lp = ListParams::default().labels("app.kubernetes.io/managed-by=ferry");
+                for o in all.list(&lp).await.unwrap().items {
+                    let name = o.metadata.name.clone().unwrap();
+                    let api: Api<kube::api::DynamicObject> = match &o.metadata.namespace {
+                        Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+                        None => Api::all_with(self.client.clone(), &ar),
+                    };
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
+            }
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+                Api::all(self.client.clone());
+            let _ = namespaces.delete("mke", &DeleteParams::default()).await;
+            eventually("namespace mke gone", Duration::from_secs(60), || async {
+                match namespaces.get_opt("mke").await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+        });
+    }
+
+    /// Fresh MKE 3 nodes joined to the API server, from whatever state: used between cases.
+    pub fn fresh(&self) {
+        self.reprovision();
+        self.clear_api();
+        self.join_api_server();
+    }
+
     /// Leaves the testbed as the suite's set-up made it: fresh MKE 3 nodes, their Nodes and the
     /// workloads gone from the API server.
     pub fn restore(&self) {
         self.remove_workloads();
+        self.clear_api();
         self.reprovision();
         let nodes: Api<Node> = Api::all(self.client.clone());
         for h in &self.hosts {
@@ -337,7 +397,7 @@ impl Bed {
 
     /// Puts the kubeconfig where the hosts' kubelets read it; `ucp-kubelet` (retrying every
     /// 2 s) then registers each Node and kwok makes it Ready.
-    fn join_api_server(&self) {
+    pub fn join_api_server(&self) {
         let kubeconfig = &self.host_kubeconfig;
         // Nodes of earlier runs go: the kubelets register them afresh.
         let nodes: Api<Node> = Api::all(self.client.clone());
