@@ -24,9 +24,6 @@ use crate::{CliError, Output};
 /// The environment variable holding the MKE 3 admin password.
 pub const PASSWORD_ENV: &str = "MKE3_ADMIN_PASSWORD";
 
-/// What the binary says when asked to continue or roll back a recorded run on a real cluster.
-pub const NO_REAL_JOURNAL: &str = "ferry does not yet continue or roll back a recorded run on a real cluster: `ferry upgrade` (with its automatic rollback on failure or Ctrl-C) and `--dry-run` run against real clusters; `ferry resume` and `ferry rollback` after a crash are proven against in-memory fakes only so far. Nothing was contacted and nothing was changed";
-
 /// What a command is about to do, for [`BackendFactory::serves`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -114,22 +111,13 @@ pub trait BackendFactory: Send + Sync + std::fmt::Debug {
 }
 
 /// The factory of the binary: OpenSSH for the hosts, the Kubernetes API from the client bundle,
-/// the MKE 3 API logged in with the admin credentials; no resume or rollback of a recorded run
-/// yet (see [`NO_REAL_JOURNAL`]).
+/// the MKE 3 API logged in with the admin credentials.
 #[derive(Debug, Default)]
 pub struct RealBackends;
 
 #[async_trait::async_trait]
 impl BackendFactory for RealBackends {
-    fn serves(&self, access: Access) -> Result<(), String> {
-        match access {
-            Access::ReadOnly | Access::Run => Ok(()),
-            Access::Journal => Err(NO_REAL_JOURNAL.to_string()),
-        }
-    }
-
     async fn backends(&self, r: BackendRequest) -> Result<Backends, String> {
-        self.serves(r.access)?;
         let mut options = ferry_mke3_api::Options::new(
             r.remote
                 .mke3_url

@@ -7,6 +7,7 @@
 //! control plane running; without them the test FAILS naming what is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod mke_bed;
 
 use std::time::Instant;

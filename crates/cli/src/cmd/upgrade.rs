@@ -38,8 +38,7 @@ The MKE 3 admin password is read from MKE3_ADMIN_PASSWORD, or asked for on the t
 --mke3-admin-password works too but shows the password to every user of this machine.
 
 A run reads the MKE 3 API and the Kubernetes API (through the admin client bundle, or \
---kubeconfig); --dry-run only reads (facts, checks, plan). This build does not yet continue \
-(--resume, `ferry resume`) or roll back (`ferry rollback`) a run recorded on a real cluster.
+--kubeconfig); --dry-run only reads (facts, checks, plan).
 
 Workers move in a sliding window of --max-unavailable hosts, the slowest first (by how long \
 their facts took to gather) unless --host-order as-listed; managers move one at a time, each \

@@ -211,6 +211,48 @@ impl Digest {
         Digest { parts }
     }
 
+    /// What any two runs that did the same leave alike: without file contents (the
+    /// `sha256sum` lines: keys, tokens and certificates are made anew each time), image IDs and
+    /// swarm node IDs (images are imported anew with every provisioning).
+    pub fn shape(&self) -> Digest {
+        let parts = self
+            .parts
+            .iter()
+            .map(|(k, v)| {
+                let mut section = "";
+                let lines: Vec<String> = v
+                    .lines()
+                    .filter_map(|l| {
+                        if let Some(sec) = l.strip_prefix("## ") {
+                            section = sec;
+                            return Some(l.to_string());
+                        }
+                        let is_hash = l.len() > 66
+                            && l.as_bytes()[64] == b' '
+                            && l[..64].bytes().all(|b| b.is_ascii_hexdigit());
+                        match section {
+                            _ if is_hash => None,
+                            "images" => Some(l.split_whitespace().next().unwrap_or("").to_string()),
+                            "swarm" => Some(
+                                l.split_whitespace()
+                                    .filter(|w| {
+                                        *w == "active"
+                                            || *w == "inactive"
+                                            || w.starts_with("manager=")
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                            ),
+                            _ => Some(l.to_string()),
+                        }
+                    })
+                    .collect();
+                (k.clone(), lines.join("\n"))
+            })
+            .collect();
+        Digest { parts }
+    }
+
     /// The lines that differ, part by part (`-` before, `+` now), or `None` when equal.
     pub fn diff(&self, now: &Digest) -> Option<String> {
         let mut out = String::new();

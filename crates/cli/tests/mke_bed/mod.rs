@@ -137,21 +137,10 @@ pub struct Bed {
 }
 
 fn testbed_dir(what: &str) -> PathBuf {
-    let how = "start it with `sudo scripts/testbed up 5 && sudo scripts/testbed mke3 3 --standin target/debug/ucp-standin && eval \"$(sudo scripts/testbed env)\"`, or run `scripts/test` (as root)";
-    let dir = std::env::var_os("FERRY_TESTBED_DIR").unwrap_or_else(|| {
-        panic!(
-            "SSH TESTBED MISSING: FERRY_TESTBED_DIR is not set, so {what} cannot be tested: {how}"
-        )
-    });
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("hosts.yaml").is_file(),
-        "SSH TESTBED DOWN: {} has no hosts.yaml: {how}",
-        dir.display()
-    );
+    let dir = crate::common::testbed(what);
     assert!(
         dir.join("mke3/profile").is_file(),
-        "MKE 3 NODE PROFILE MISSING: the testbed in {} runs no MKE 3 cluster, so {what} cannot be tested: {how}",
+        "MKE 3 NODE PROFILE MISSING: the testbed in {} runs no MKE 3 cluster, so {what} cannot be tested: run `sudo scripts/testbed mke3 3 --standin target/debug/ucp-standin`, or `scripts/test` (as root), which does",
         dir.display()
     );
     dir

@@ -12,7 +12,7 @@
 //!   `ucp-kubelet`: it holds 10250 and, while it runs, keeps its Node registered with the API
 //!   server the kubeconfig names, annotated for kwok (which makes it Ready and heartbeats its
 //!   lease), with the labels MKE 3 gives its nodes. When the API server cannot be reached it
-//!   keeps trying, as a kubelet does. On SIGTERM (`docker stop`) it takes the kwok annotation
+//!   keeps trying, and a Node deleted under it is registered again, as a kubelet does. On SIGTERM (`docker stop`) it takes the kwok annotation
 //!   away, so the Node goes NotReady as with a stopped kubelet, and exits 0.
 //!
 //! Both run until SIGTERM or SIGINT. PID 1 of a container gets no default signal handlers, so
@@ -187,15 +187,23 @@ async fn run(args: &[String]) -> Result<(), String> {
         Some("kubelet") => {
             let (k, ports) = parse_kubelet(&args[1..])?;
             serve(hold(&ports)?);
+            // As a kubelet does, it registers its Node again whenever the Node is gone (deleted,
+            // or a new API server): the registration is re-applied every 10 s, and retried every
+            // 2 s while it fails. The kubeconfig is read anew each time.
             let registering = async {
+                let mut registered = false;
                 loop {
                     match register(&k).await {
                         Ok(()) => {
-                            println!("node {} registered", k.node);
-                            return std::future::pending::<()>().await;
+                            if !registered {
+                                println!("node {} registered", k.node);
+                            }
+                            registered = true;
+                            tokio::time::sleep(Duration::from_secs(10)).await;
                         }
                         Err(e) => {
                             eprintln!("{e} (retrying in 2s)");
+                            registered = false;
                             tokio::time::sleep(Duration::from_secs(2)).await;
                         }
                     }
