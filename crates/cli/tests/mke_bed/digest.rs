@@ -88,6 +88,21 @@ fn pick(v: &Value, path: &[&str]) -> Value {
     cur.clone()
 }
 
+/// Every object of `api`. A kind whose CRD was just made answers 429 ("storage is
+/// (re)initializing") for a moment: retried for up to 30 s.
+async fn list_settled(api: &Api<DynamicObject>) -> Vec<DynamicObject> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match api.list(&ListParams::default()).await {
+            Ok(l) => return l.items,
+            Err(kube::Error::Api(e)) if e.code == 429 && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("list: {e}"),
+        }
+    }
+}
+
 /// The API server's side.
 pub fn api(bed: &Bed) -> String {
     let mut s = String::new();
@@ -151,7 +166,7 @@ pub fn api(bed: &Bed) -> String {
             let ar: ApiResource = ar;
             let api: Api<DynamicObject> = Api::all_with(bed.client.clone(), &ar);
             let mut rows = BTreeMap::new();
-            for o in api.list(&ListParams::default()).await.unwrap().items {
+            for o in list_settled(&api).await {
                 let ns = o.metadata.namespace.clone().unwrap_or_default();
                 let ours = o.metadata.labels.as_ref().is_some_and(|l| {
                     l.get("app.kubernetes.io/managed-by").map(String::as_str) == Some("ferry")

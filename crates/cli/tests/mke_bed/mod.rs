@@ -650,6 +650,16 @@ pub fn install_mke4_kinds(bed: &Bed) {
             if ok { Ok(()) } else { Err("not established".into()) }
         })
         .await;
+        // Established is not yet served: its storage answers 429 for a moment.
+        let ar = kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("mke.mirantis.com", "v1alpha1", "MkeConfig"),
+            "mkeconfigs",
+        );
+        let all: Api<kube::api::DynamicObject> = Api::all_with(bed.client.clone(), &ar);
+        eventually("MkeConfig served", Duration::from_secs(30), || async {
+            all.list(&ListParams::default()).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
     });
 }
 
