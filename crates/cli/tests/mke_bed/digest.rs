@@ -216,9 +216,16 @@ pub struct Digest {
 impl Digest {
     pub fn take(bed: &Bed, etcd_through: Option<&str>) -> Digest {
         let mut parts = BTreeMap::new();
-        for h in &bed.hosts {
-            parts.insert(format!("host {h}"), host(bed, h));
-        }
+        // The hosts at once: each digest is one SSH command that mostly hashes files.
+        let taken: Vec<(String, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bed
+                .hosts
+                .iter()
+                .map(|h| scope.spawn(move || (format!("host {h}"), host(bed, h))))
+                .collect();
+            handles.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        parts.extend(taken);
         if let Some(m) = etcd_through {
             parts.insert("ucp-kv".into(), etcd(bed, m));
         }

@@ -344,6 +344,37 @@ impl Bed {
         });
     }
 
+    /// Removes the MkeConfig CRD if the bed made it, and waits until it is gone.
+    fn remove_mke4_kinds(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        self.rt.block_on(async {
+            let ours = crds.get_opt(MKE_CRD).await.unwrap().is_some_and(|c| {
+                c.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(BED_LABEL))
+                    .map(String::as_str)
+                    == Some("mke-bed")
+            });
+            if !ours {
+                return;
+            }
+            let _ = crds.delete(MKE_CRD, &DeleteParams::default()).await;
+            eventually(
+                "the MkeConfig CRD gone",
+                Duration::from_secs(60),
+                || async {
+                    match crds.get_opt(MKE_CRD).await {
+                        Ok(None) => Ok(()),
+                        other => Err(format!("{:?}", other.map(|c| c.is_some()))),
+                    }
+                },
+            )
+            .await;
+        });
+    }
+
     /// Fresh MKE 3 nodes joined to the API server, from whatever state: used between cases.
     pub fn fresh(&self) {
         self.reprovision();
@@ -356,6 +387,7 @@ impl Bed {
     pub fn restore(&self) {
         self.remove_workloads();
         self.clear_api();
+        self.remove_mke4_kinds();
         self.reprovision();
         let nodes: Api<Node> = Api::all(self.client.clone());
         for h in &self.hosts {
@@ -625,12 +657,17 @@ async fn apply(c: &kube::Client, doc: &serde_json::Value) {
     .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
+/// The CRD of the MkeConfig kind, and the label that marks it as the bed's own (other tests
+/// refuse to touch a CRD they did not make, so the bed removes its own when it is done).
+const MKE_CRD: &str = "mkeconfigs.mke.mirantis.com";
+const BED_LABEL: &str = "ferry.test/made-by";
+
 /// Installs what MKE 4k's installation brings and ferry's apply step writes into: the
 /// `MkeConfig` kind (group `mke.mirantis.com`).
 pub fn install_mke4_kinds(bed: &Bed) {
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "mkeconfigs.mke.mirantis.com"},
+        "metadata": {"name": MKE_CRD, "labels": {BED_LABEL: "mke-bed"}},
         "spec": {"group": "mke.mirantis.com", "scope": "Namespaced",
             "names": {"kind": "MkeConfig", "plural": "mkeconfigs", "singular": "mkeconfig",
                       "listKind": "MkeConfigList"},
@@ -643,7 +680,7 @@ pub fn install_mke4_kinds(bed: &Bed) {
         let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
             Api::all(bed.client.clone());
         eventually("CRD mkeconfigs.mke.mirantis.com established", Duration::from_secs(30), || async {
-            let c = crds.get("mkeconfigs.mke.mirantis.com").await.map_err(|e| e.to_string())?;
+            let c = crds.get(MKE_CRD).await.map_err(|e| e.to_string())?;
             let ok = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
                 cs.iter().any(|c| c.type_ == "Established" && c.status == "True")
             });
