@@ -5,67 +5,28 @@
 //! apply, get and delete. Objects to apply are plain JSON (any kind), so the trait does not
 //! depend on a Kubernetes client crate.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A node as the checks see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
-    pub name: String,
-    /// From `node-role.kubernetes.io/<role>` labels (`master`, `control-plane`, ...).
-    pub roles: Vec<String>,
-    /// The `Ready` condition is `True`.
-    pub ready: bool,
-    pub unschedulable: bool,
-    pub labels: BTreeMap<String, String>,
-    /// `InternalIP` address, if reported.
-    pub internal_ip: Option<String>,
-    pub kubelet_version: String,
-}
+// The objects as the checks see them live in the pure `ferry-safety` crate, which the checks
+// read and every backend fills in; core re-exports them so that backends and flows name them
+// from one place.
+pub use ferry_safety::model::{
+    Claim, Controller, LabelSelector, Lookup, Node, Owner, Pdb, PersistentVolume, Pod, Requirement,
+    Snapshot, Volume, VolumeSource,
+};
 
-/// The controller that owns a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    pub kind: String,
-    pub name: String,
-}
-
-/// A volume kind that matters for a drain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum Volume {
-    EmptyDir { name: String },
-    HostPath { name: String, path: String },
-    PersistentVolumeClaim { name: String, claim: String },
-    Other { name: String },
-}
-
-/// A pod as the checks see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pod {
-    pub namespace: String,
-    pub name: String,
-    pub node: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// `None` for a bare pod (nothing recreates it after an eviction).
-    pub owner: Option<Owner>,
-    pub volumes: Vec<Volume>,
-    pub phase: String,
-}
-
-/// A PodDisruptionBudget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pdb {
-    pub namespace: String,
-    pub name: String,
-    /// `matchLabels` of the selector.
-    pub selector: BTreeMap<String, String>,
-    /// `status.disruptionsAllowed`.
-    pub disruptions_allowed: i32,
-}
+/// The controller kinds [`ClusterApi::controllers`] lists, in the order a snapshot reads them.
+pub const CONTROLLER_KINDS: [&str; 6] = [
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "ReplicationController",
+    "DaemonSet",
+    "Job",
+];
 
 /// A reference to any object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -176,6 +137,8 @@ impl ClusterError {
 ///   reported as [`ClusterError::EvictionBlocked`] naming the PDB. Bare pods and pods with
 ///   `emptyDir` data are refused unless the options allow them. It returns when the pods are gone.
 /// - `apply` is a server-side apply with field manager `ferry`: creating or updating.
+/// - `controllers`, `claims`, `persistent_volumes` and `api_servers` read what is there, one
+///   list each (following continuation), never one request per object.
 /// - `get` of a missing object is `Ok(None)`; `delete` of a missing object is `Ok(false)`;
 ///   `merge_patch` of a missing object is [`ClusterError::NotFound`].
 #[async_trait::async_trait]
@@ -186,6 +149,15 @@ pub trait ClusterApi: Send + Sync + fmt::Debug {
     /// Pods on `node`, or in the whole cluster when `None`.
     async fn pods(&self, node: Option<&str>) -> Result<Vec<Pod>, ClusterError>;
     async fn pdbs(&self) -> Result<Vec<Pdb>, ClusterError>;
+    /// Every controller of `kind` (one of [`CONTROLLER_KINDS`]) in the cluster, with its owner,
+    /// desired and ready counts; another kind is [`ClusterError::Invalid`].
+    async fn controllers(&self, kind: &str) -> Result<Vec<Controller>, ClusterError>;
+    /// Every PersistentVolumeClaim.
+    async fn claims(&self) -> Result<Vec<Claim>, ClusterError>;
+    /// Every PersistentVolume.
+    async fn persistent_volumes(&self) -> Result<Vec<PersistentVolume>, ClusterError>;
+    /// The addresses of the `default/kubernetes` endpoints: one per serving API server.
+    async fn api_servers(&self) -> Result<Vec<String>, ClusterError>;
     async fn cordon(&self, node: &str) -> Result<(), ClusterError>;
     async fn uncordon(&self, node: &str) -> Result<(), ClusterError>;
     async fn drain(&self, node: &str, options: &DrainOptions) -> Result<DrainReport, ClusterError>;
@@ -202,4 +174,45 @@ pub trait ClusterApi: Send + Sync + fmt::Debug {
         object: &ObjectRef,
         patch: &serde_json::Value,
     ) -> Result<(), ClusterError>;
+}
+
+/// Reads everything the safety checks need, all lists at once. A list that fails is recorded in
+/// [`Snapshot::failed`] rather than failing the whole read, so that the checks can fail closed
+/// exactly where it matters; an unreachable or refusing API server ([`ClusterError::Unauthorized`],
+/// [`ClusterError::Unavailable`] on the node list) is an error, because nothing could be read.
+/// `etcd_members` is left as `None`: the members come from the hosts, not from the API.
+pub async fn snapshot(api: &dyn ClusterApi) -> Result<Snapshot, ClusterError> {
+    use futures_util::future::join_all;
+    let (nodes, pods, pdbs, claims, volumes, api_servers, controllers) = tokio::join!(
+        api.nodes(),
+        api.pods(None),
+        api.pdbs(),
+        api.claims(),
+        api.persistent_volumes(),
+        api.api_servers(),
+        join_all(CONTROLLER_KINDS.iter().map(|k| api.controllers(k))),
+    );
+    if let Err(e @ (ClusterError::Unauthorized | ClusterError::Unavailable(_))) = &nodes {
+        return Err(e.clone());
+    }
+    let mut s = Snapshot::default();
+    fn take<T>(s: &mut Snapshot, l: Lookup, r: Result<Vec<T>, ClusterError>) -> Vec<T> {
+        r.unwrap_or_else(|e| {
+            s.failed.insert(l, e.to_string());
+            Vec::new()
+        })
+    }
+    s.nodes = take(&mut s, Lookup::Nodes, nodes);
+    s.pods = take(&mut s, Lookup::Pods, pods);
+    s.pdbs = take(&mut s, Lookup::PodDisruptionBudgets, pdbs);
+    s.claims = take(&mut s, Lookup::PersistentVolumeClaims, claims);
+    s.volumes = take(&mut s, Lookup::PersistentVolumes, volumes);
+    s.api_servers = take(&mut s, Lookup::ApiServers, api_servers);
+    for (kind, r) in CONTROLLER_KINDS.iter().zip(controllers) {
+        if let Some(l) = Lookup::of_kind(kind) {
+            let mut v = take(&mut s, l, r);
+            s.controllers.append(&mut v);
+        }
+    }
+    Ok(s)
 }

@@ -32,9 +32,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ferry_core::cluster::{DrainOptions, DrainReport, Node, ObjectRef, Owner, Pdb, Pod, Volume};
+use ferry_core::cluster::{
+    CONTROLLER_KINDS, Claim, Controller, DrainOptions, DrainReport, LabelSelector, Node, ObjectRef,
+    Owner, Pdb, PersistentVolume, Pod, Requirement, Volume, VolumeSource,
+};
 use ferry_core::{ClusterApi, ClusterError};
 use http_body_util::BodyExt;
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -432,11 +437,7 @@ fn blocking_pdb(body: &[u8], pod: &Pod, pdbs: &[Pdb]) -> String {
         }
     }
     pdbs.iter()
-        .find(|p| {
-            p.namespace == pod.namespace
-                && !p.selector.is_empty()
-                && p.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-        })
+        .find(|p| p.covers(pod))
         .map(|p| p.name.clone())
         .unwrap_or_else(|| "<unknown>".into())
 }
@@ -537,16 +538,21 @@ fn to_node(n: core::Node) -> Node {
     }
 }
 
-fn to_pod(p: core::Pod) -> Pod {
-    let owners = p.metadata.owner_references.unwrap_or_default();
-    let owner = owners
+/// The owner reference with `controller: true`, else the first one.
+fn controller_of(meta: &kube::api::ObjectMeta) -> Option<Owner> {
+    let owners = meta.owner_references.as_deref().unwrap_or_default();
+    owners
         .iter()
         .find(|o| o.controller == Some(true))
         .or_else(|| owners.first())
         .map(|o| Owner {
             kind: o.kind.clone(),
             name: o.name.clone(),
-        });
+        })
+}
+
+fn to_pod(p: core::Pod) -> Pod {
+    let owner = controller_of(&p.metadata);
     let spec = p.spec.unwrap_or_default();
     let volumes = spec
         .volumes
@@ -570,6 +576,12 @@ fn to_pod(p: core::Pod) -> Pod {
             }
         })
         .collect();
+    let status = p.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     Pod {
         namespace: p.metadata.namespace.unwrap_or_default(),
         name: p.metadata.name.unwrap_or_default(),
@@ -577,20 +589,51 @@ fn to_pod(p: core::Pod) -> Pod {
         labels: p.metadata.labels.unwrap_or_default(),
         owner,
         volumes,
-        phase: p.status.and_then(|s| s.phase).unwrap_or_default(),
+        phase: status.phase.unwrap_or_default(),
+        ready,
+    }
+}
+
+fn to_selector(
+    s: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> LabelSelector {
+    let s = s.unwrap_or_default();
+    LabelSelector {
+        match_labels: s.match_labels.unwrap_or_default(),
+        match_expressions: s
+            .match_expressions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| Requirement {
+                key: r.key,
+                operator: r.operator,
+                values: r.values.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn controller(kind: &str, meta: kube::api::ObjectMeta, desired: i32, ready: i32) -> Controller {
+    Controller {
+        kind: kind.to_string(),
+        owner: controller_of(&meta),
+        namespace: meta.namespace.unwrap_or_default(),
+        name: meta.name.unwrap_or_default(),
+        desired,
+        ready,
     }
 }
 
 fn to_pdb(p: PodDisruptionBudget) -> Pdb {
+    let status = p.status.unwrap_or_default();
     Pdb {
         namespace: p.metadata.namespace.unwrap_or_default(),
         name: p.metadata.name.unwrap_or_default(),
-        selector: p
-            .spec
-            .and_then(|s| s.selector)
-            .and_then(|s| s.match_labels)
-            .unwrap_or_default(),
-        disruptions_allowed: p.status.map(|s| s.disruptions_allowed).unwrap_or(0),
+        selector: to_selector(p.spec.and_then(|s| s.selector)),
+        disruptions_allowed: status.disruptions_allowed,
+        current_healthy: status.current_healthy,
+        desired_healthy: status.desired_healthy,
+        expected_pods: status.expected_pods,
     }
 }
 
@@ -647,6 +690,146 @@ impl ClusterApi for KubeCluster {
             .collect();
         pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok(pdbs)
+    }
+
+    async fn controllers(&self, kind: &str) -> Result<Vec<Controller>, ClusterError> {
+        let c = self.client.clone();
+        let what = format!("list {kind}s");
+        let lp = ListParams::default();
+        let mut v: Vec<Controller> = match kind {
+            "Deployment" => self
+                .list_all(&Api::<apps::Deployment>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|d| {
+                    let st = d.status.unwrap_or_default();
+                    let desired = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    controller(kind, d.metadata, desired, st.ready_replicas.unwrap_or(0))
+                })
+                .collect(),
+            "ReplicaSet" => self
+                .list_all(&Api::<apps::ReplicaSet>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let st = r.status.unwrap_or_default();
+                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
+                })
+                .collect(),
+            "StatefulSet" => self
+                .list_all(&Api::<apps::StatefulSet>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let st = r.status.unwrap_or_default();
+                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
+                })
+                .collect(),
+            "ReplicationController" => self
+                .list_all(&Api::<core::ReplicationController>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let st = r.status.unwrap_or_default();
+                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
+                })
+                .collect(),
+            "DaemonSet" => self
+                .list_all(&Api::<apps::DaemonSet>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|d| {
+                    let st = d.status.unwrap_or_default();
+                    controller(
+                        kind,
+                        d.metadata,
+                        st.desired_number_scheduled,
+                        st.number_ready,
+                    )
+                })
+                .collect(),
+            "Job" => self
+                .list_all(&Api::<Job>::all(c), lp, &what)
+                .await?
+                .into_iter()
+                .map(|j| {
+                    let desired = j.spec.and_then(|s| s.parallelism).unwrap_or(1);
+                    let ready = j.status.and_then(|s| s.ready).unwrap_or(0);
+                    controller(kind, j.metadata, desired, ready)
+                })
+                .collect(),
+            other => {
+                return Err(ClusterError::Invalid(format!(
+                    "{other} is not a controller kind ferry reads (one of {})",
+                    CONTROLLER_KINDS.join(", ")
+                )));
+            }
+        };
+        v.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(v)
+    }
+
+    async fn claims(&self) -> Result<Vec<Claim>, ClusterError> {
+        let api: Api<core::PersistentVolumeClaim> = Api::all(self.client.clone());
+        let mut v: Vec<Claim> = self
+            .list_all(&api, ListParams::default(), "list PersistentVolumeClaims")
+            .await?
+            .into_iter()
+            .map(|c| Claim {
+                namespace: c.metadata.namespace.unwrap_or_default(),
+                name: c.metadata.name.unwrap_or_default(),
+                volume: c.spec.and_then(|s| s.volume_name).filter(|v| !v.is_empty()),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(v)
+    }
+
+    async fn persistent_volumes(&self) -> Result<Vec<PersistentVolume>, ClusterError> {
+        let api: Api<core::PersistentVolume> = Api::all(self.client.clone());
+        let mut v: Vec<PersistentVolume> = self
+            .list_all(&api, ListParams::default(), "list PersistentVolumes")
+            .await?
+            .into_iter()
+            .map(|pv| {
+                let spec = pv.spec.unwrap_or_default();
+                let source = if let Some(h) = spec.host_path {
+                    VolumeSource::HostPath { path: h.path }
+                } else if let Some(l) = spec.local {
+                    VolumeSource::Local { path: l.path }
+                } else {
+                    VolumeSource::Other
+                };
+                PersistentVolume {
+                    name: pv.metadata.name.unwrap_or_default(),
+                    source,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    async fn api_servers(&self) -> Result<Vec<String>, ClusterError> {
+        // The EndpointSlices of the `kubernetes` service (v1 Endpoints is deprecated since
+        // 1.33); each API server adds its own address.
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let lp = ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+        let mut v: Vec<String> = self
+            .list_all(&api, lp, "list EndpointSlices of default/kubernetes")
+            .await?
+            .into_iter()
+            .flat_map(|s| s.endpoints)
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+            .flat_map(|e| e.addresses)
+            .collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
     }
 
     async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
@@ -824,6 +1007,7 @@ mod tests {
             owner: None,
             volumes: Vec::new(),
             phase: "Running".into(),
+            ready: true,
         };
         assert_eq!(blocking_pdb(body, &pod, &[]), "web-pdb");
         // Without a cause, the PDB whose selector matches.
@@ -832,8 +1016,8 @@ mod tests {
         let pdb = Pdb {
             namespace: "ns".into(),
             name: "by-selector".into(),
-            selector: [("app".to_string(), "web".to_string())].into(),
-            disruptions_allowed: 0,
+            selector: LabelSelector::labels([("app", "web")]),
+            ..Pdb::default()
         };
         assert_eq!(blocking_pdb(b"{}", &labeled, &[pdb]), "by-selector");
         assert_eq!(blocking_pdb(b"{}", &pod, &[]), "<unknown>");

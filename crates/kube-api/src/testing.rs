@@ -118,8 +118,30 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         "RoleBinding",
         true,
     ),
+    (
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        true,
+    ),
+    (
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+    ),
+    ("v1", "persistentvolumes", "PersistentVolume", false),
     ("apps/v1", "deployments", "Deployment", true),
+    ("apps/v1", "replicasets", "ReplicaSet", true),
+    ("apps/v1", "statefulsets", "StatefulSet", true),
     ("apps/v1", "daemonsets", "DaemonSet", true),
+    ("batch/v1", "jobs", "Job", true),
+    (
+        "discovery.k8s.io/v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+    ),
     (
         "policy/v1",
         "poddisruptionbudgets",
@@ -269,7 +291,9 @@ pub fn pod_json(p: &Pod) -> Value {
     }
     json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
-        "status": {"phase": p.phase}
+        "status": {"phase": p.phase, "conditions": [
+            {"type": "Ready", "status": if p.ready { "True" } else { "False" }}
+        ]}
     })
 }
 
@@ -278,9 +302,10 @@ pub fn pdb_json(p: &Pdb) -> Value {
     json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": {"name": p.name, "namespace": p.namespace},
-        "spec": {"selector": {"matchLabels": p.selector}, "minAvailable": 1},
-        "status": {"disruptionsAllowed": p.disruptions_allowed, "currentHealthy": 1,
-                   "desiredHealthy": 1, "expectedPods": 1, "observedGeneration": 1}
+        "spec": {"selector": p.selector, "minAvailable": p.desired_healthy},
+        "status": {"disruptionsAllowed": p.disruptions_allowed, "currentHealthy": p.current_healthy,
+                   "desiredHealthy": p.desired_healthy, "expectedPods": p.expected_pods,
+                   "observedGeneration": 1}
     })
 }
 
@@ -716,28 +741,43 @@ fn route(
     match (method.clone(), name, sub) {
         (Method::GET, None, None) => {
             let field = q.get("fieldSelector").cloned().unwrap_or_default();
-            let items: Vec<Value> = st
-                .objects
-                .iter()
-                .filter(|((gv, p, n, _), _)| {
-                    *gv == api_version && *p == plural && (ns.is_none() || *n == ns_key)
-                })
-                .map(|(_, v)| v.clone())
-                .filter(|v| {
-                    field
-                        .split(',')
-                        .filter(|f| !f.is_empty())
-                        .all(|f| match f.split_once('=') {
-                            Some(("spec.nodeName", node)) => {
-                                v.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+            // `labelSelector` of `key=value` terms (what this crate sends).
+            let label = q.get("labelSelector").cloned().unwrap_or_default();
+            let items: Vec<Value> =
+                st.objects
+                    .iter()
+                    .filter(|((gv, p, n, _), _)| {
+                        *gv == api_version && *p == plural && (ns.is_none() || *n == ns_key)
+                    })
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| {
+                        field.split(',').filter(|f| !f.is_empty()).all(|f| {
+                            match f.split_once('=') {
+                                Some(("spec.nodeName", node)) => {
+                                    v.pointer("/spec/nodeName").and_then(Value::as_str)
+                                        == Some(node)
+                                }
+                                Some(("metadata.name", n)) => {
+                                    v.pointer("/metadata/name").and_then(Value::as_str) == Some(n)
+                                }
+                                _ => true,
                             }
-                            Some(("metadata.name", n)) => {
-                                v.pointer("/metadata/name").and_then(Value::as_str) == Some(n)
+                        }) && label.split(',').filter(|f| !f.is_empty()).all(|f| {
+                            match f.split_once('=') {
+                                Some((k, want)) => {
+                                    v.pointer("/metadata/labels")
+                                        .and_then(|l| l.get(k))
+                                        .and_then(Value::as_str)
+                                        == Some(want)
+                                }
+                                None => v
+                                    .pointer("/metadata/labels")
+                                    .and_then(|l| l.get(f))
+                                    .is_some(),
                             }
-                            _ => true,
                         })
-                })
-                .collect();
+                    })
+                    .collect();
             // `limit` and `continue` as the API server pages: the token is opaque to clients
             // (here, the index of the next item).
             let from: usize = match q.get("continue").filter(|c| !c.is_empty()) {

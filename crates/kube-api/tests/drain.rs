@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_core::ClusterApi;
-use ferry_core::cluster::{ClusterError, DrainOptions, Node, Owner, Pdb, Pod};
+use ferry_core::cluster::{ClusterError, DrainOptions, LabelSelector, Node, Owner, Pdb, Pod};
 use ferry_kube_api::testing::{KubeSeed, KubeServer, TOKEN};
 use ferry_kube_api::{KubeCluster, KubeOptions};
 
@@ -24,12 +24,19 @@ fn seed() -> KubeSeed {
         }),
         volumes: Vec::new(),
         phase: "Running".into(),
+        ready: true,
     };
     let pdb = |app: &str| Pdb {
         namespace: "shop".into(),
         name: format!("{app}-pdb"),
-        selector: labels(app),
+        selector: LabelSelector {
+            match_labels: labels(app),
+            match_expressions: Vec::new(),
+        },
         disruptions_allowed: 1,
+        current_healthy: 2,
+        desired_healthy: 1,
+        expected_pods: 2,
     };
     KubeSeed {
         version: "v1.32.5".into(),

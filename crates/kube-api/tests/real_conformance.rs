@@ -407,11 +407,7 @@ impl RealSetup {
         api.create(&PostParams::default(), &obj)
             .await
             .map_err(|e| format!("create pod {}/{}: {e}", p.namespace, p.name))?;
-        let ready = if p.phase == "Running" {
-            "True"
-        } else {
-            "False"
-        };
+        let ready = if p.ready { "True" } else { "False" };
         let status = json!({"status": {"phase": p.phase,
             "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now_rfc3339()}]}});
         api.patch_status(&p.name, &PatchParams::default(), &Patch::Merge(status))
@@ -423,14 +419,7 @@ impl RealSetup {
     /// A PDB whose integer `minAvailable` makes the disruption controller allow exactly the
     /// seeded number of disruptions, once it has seen it.
     async fn seed_pdb(&self, pdb: &Pdb, pods: &[Pod]) -> Result<(), String> {
-        let healthy = pods
-            .iter()
-            .filter(|p| {
-                p.namespace == pdb.namespace
-                    && p.phase == "Running"
-                    && pdb.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-            })
-            .count() as i32;
+        let healthy = pods.iter().filter(|p| p.ready && pdb.covers(p)).count() as i32;
         let min_available = healthy - pdb.disruptions_allowed;
         if min_available < 0 {
             return Err(format!(
@@ -442,7 +431,7 @@ impl RealSetup {
         let obj: PodDisruptionBudget = serde_json::from_value(json!({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": pdb.name, "namespace": pdb.namespace, "annotations": {MARK: "true"}},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": pdb.selector}}
+            "spec": {"minAvailable": min_available, "selector": pdb.selector}
         }))
         .map_err(|e| e.to_string())?;
         api.create(&PostParams::default(), &obj)

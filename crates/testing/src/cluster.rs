@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::host::{k0s_api_up, kubelet, mke3_kube_api_up};
 use super::world::{Call, PodState, World, WorldState};
 use ferry_core::cluster::{
-    ClusterApi, ClusterError, DrainOptions, DrainReport, Node, ObjectRef, Pdb, Pod, Volume,
+    CONTROLLER_KINDS, Claim, ClusterApi, ClusterError, Controller, DrainOptions, DrainReport, Node,
+    ObjectRef, Pdb, PersistentVolume, Pod, Volume,
 };
 
 /// The fake cluster.
@@ -170,6 +171,8 @@ impl ClusterApi for FakeCluster {
                     "Pending"
                 }
                 .into(),
+                // a pod runs (and is ready) once it has a node
+                ready: p.node.is_some(),
             })
             .collect())
     }
@@ -177,6 +180,38 @@ impl ClusterApi for FakeCluster {
     async fn pdbs(&self) -> Result<Vec<Pdb>, ClusterError> {
         self.call("pdbs", vec![], false)?;
         Ok(self.world.state().cluster.pdbs.clone())
+    }
+
+    async fn controllers(&self, kind: &str) -> Result<Vec<Controller>, ClusterError> {
+        self.call("controllers", vec![kind.into()], false)?;
+        if !CONTROLLER_KINDS.contains(&kind) {
+            return Err(ClusterError::Invalid(format!(
+                "{kind} is not a controller kind ferry reads (one of {})",
+                CONTROLLER_KINDS.join(", ")
+            )));
+        }
+        let s = self.world.state();
+        Ok(s.cluster
+            .workloads
+            .iter()
+            .filter(|c| c.kind == kind)
+            .cloned()
+            .collect())
+    }
+
+    async fn claims(&self) -> Result<Vec<Claim>, ClusterError> {
+        self.call("claims", vec![], false)?;
+        Ok(self.world.state().cluster.claims.clone())
+    }
+
+    async fn persistent_volumes(&self) -> Result<Vec<PersistentVolume>, ClusterError> {
+        self.call("persistent_volumes", vec![], false)?;
+        Ok(self.world.state().cluster.volumes.clone())
+    }
+
+    async fn api_servers(&self) -> Result<Vec<String>, ClusterError> {
+        self.call("api_servers", vec![], false)?;
+        Ok(self.world.state().cluster.api_servers.clone())
     }
 
     async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
@@ -257,10 +292,11 @@ impl ClusterApi for FakeCluster {
                     _ => {}
                 }
                 // The Eviction API: a PDB covering the pod must allow one more disruption.
-                let pdb = s.cluster.pdbs.iter().position(|b| {
-                    b.namespace == p.namespace
-                        && b.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-                });
+                let pdb = s
+                    .cluster
+                    .pdbs
+                    .iter()
+                    .position(|b| b.namespace == p.namespace && b.selector.matches(&p.labels));
                 if let Some(i) = pdb {
                     if s.cluster.pdbs[i].disruptions_allowed <= 0 {
                         let b = &s.cluster.pdbs[i];
@@ -268,6 +304,7 @@ impl ClusterApi for FakeCluster {
                         break;
                     }
                     s.cluster.pdbs[i].disruptions_allowed -= 1;
+                    s.cluster.pdbs[i].current_healthy -= 1;
                 }
                 evict(&mut s, p, node, pdb);
                 report.evicted.push(key);
@@ -388,6 +425,7 @@ fn evict(s: &mut WorldState, p: &PodState, from: &str, pdb: Option<usize>) {
         if let Some(i) = pdb {
             if let Some(b) = s.cluster.pdbs.get_mut(i) {
                 b.disruptions_allowed += 1;
+                b.current_healthy += 1;
             }
         }
     }

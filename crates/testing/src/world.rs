@@ -84,6 +84,12 @@ pub struct ClusterState {
     pub cordoned: BTreeSet<String>,
     pub pods: Vec<PodState>,
     pub pdbs: Vec<Pdb>,
+    /// Workload controllers as seeded (Deployments, ReplicaSets, ...), claims, volumes and the
+    /// API server addresses, for the safety checks' snapshot.
+    pub workloads: Vec<ferry_core::cluster::Controller>,
+    pub claims: Vec<ferry_core::cluster::Claim>,
+    pub volumes: Vec<ferry_core::cluster::PersistentVolume>,
+    pub api_servers: Vec<String>,
     pub objects: BTreeMap<ObjectRef, Value>,
     /// Hosts that were MKE 3 managers at the start (the etcd members).
     pub managers: BTreeSet<String>,
@@ -971,8 +977,11 @@ impl Fixture {
         st.cluster.pdbs.push(Pdb {
             namespace: "default".into(),
             name: "web".into(),
-            selector: BTreeMap::from([("app".into(), "web".into())]),
+            selector: ferry_core::cluster::LabelSelector::labels([("app", "web")]),
             disruptions_allowed: 1,
+            current_healthy: 2,
+            desired_healthy: 1,
+            expected_pods: 2,
         });
         st.cluster.controllers = true;
         st.mke3 = self.mke3();

@@ -46,7 +46,7 @@ use serde_json::json;
 
 use super::mke3::SuiteReport;
 use ferry_core::cluster::{
-    ClusterApi, ClusterError, DrainOptions, Node, ObjectRef, Owner, Pdb, Pod, Volume,
+    ClusterApi, ClusterError, DrainOptions, LabelSelector, Node, ObjectRef, Owner, Pdb, Pod, Volume,
 };
 
 /// What a backend under test must hold.
@@ -128,6 +128,7 @@ fn pod(ns: &str, name: &str, node: &str, app: &str, owner: Option<(&str, &str)>)
         }),
         volumes: Vec::new(),
         phase: "Running".into(),
+        ready: true,
     }
 }
 
@@ -185,6 +186,7 @@ pub fn standard_seed() -> ClusterSeed {
     }];
     let mut pending = pod(NS, "pending-1", "", "web", Some(("ReplicaSet", "web-6c4")));
     pending.phase = "Pending".into();
+    pending.ready = false;
     let pods = vec![
         pod(
             NS,
@@ -241,17 +243,29 @@ pub fn standard_seed() -> ClusterSeed {
         ),
         pending,
     ];
-    let pdb = |name: &str, app: &str, allowed: i32| Pdb {
-        namespace: NS.into(),
-        name: name.into(),
-        selector: [("app".to_string(), app.to_string())].into(),
-        disruptions_allowed: allowed,
+    // The numbers the real disruption controller keeps for an integer `minAvailable` of
+    // (ready pods - allowed): every matching pod is expected, the ready ones are healthy.
+    let pdb = |name: &str, app: &str, allowed: i32| {
+        let matching = pods
+            .iter()
+            .filter(|p| p.namespace == NS && p.labels.get("app").map(String::as_str) == Some(app));
+        let expected = matching.clone().count() as i32;
+        let healthy = matching.filter(|p| p.ready).count() as i32;
+        Pdb {
+            namespace: NS.into(),
+            name: name.into(),
+            selector: LabelSelector::labels([("app", app)]),
+            disruptions_allowed: allowed,
+            current_healthy: healthy,
+            desired_healthy: healthy - allowed,
+            expected_pods: expected,
+        }
     };
     ClusterSeed {
         version: VERSION.into(),
         nodes,
-        pods,
         pdbs: vec![pdb("web-pdb", "web", 2), pdb("api-pdb", "api", 1)],
+        pods,
     }
 }
 
@@ -767,6 +781,58 @@ async fn merge_patch(api: Arc<dyn ClusterApi>) -> Result<(), String> {
     }
 }
 
+/// The safety checks' snapshot reads every list without a failure, and what it read of nodes,
+/// pods and budgets is the seed (the numbers of each budget's status included).
+async fn snapshot(api: Arc<dyn ClusterApi>, seed: &ClusterSeed) -> Result<(), String> {
+    let s = ferry_core::cluster::snapshot(&*api)
+        .await
+        .map_err(|e| format!("snapshot: {e}"))?;
+    ensure!(s.failed.is_empty(), "lists that failed: {:?}", s.failed);
+    ensure!(
+        sorted_nodes(s.nodes.clone()) == sorted_nodes(seed.nodes.clone()),
+        "nodes: {:?}",
+        s.nodes
+    );
+    ensure!(
+        sorted_pods(s.pods.clone()) == sorted_pods(seed.pods.clone()),
+        "pods: {:?}",
+        keys(&s.pods)
+    );
+    let by_name = |v: &mut Vec<Pdb>| {
+        v.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    };
+    let (mut got, mut want) = (s.pdbs.clone(), seed.pdbs.clone());
+    by_name(&mut got);
+    by_name(&mut want);
+    ensure!(got == want, "pdbs: {got:?}, expected {want:?}");
+    ensure!(
+        s.etcd_members.is_none(),
+        "etcd members do not come from the API"
+    );
+    // the seed's owners are not controllers of the built-in kinds the checks read
+    ensure!(
+        !s.controllers
+            .iter()
+            .any(|c| c.namespace == NS || c.namespace == "kube-system"),
+        "controllers nobody seeded: {:?}",
+        s.controllers
+    );
+    Ok(())
+}
+
+async fn controllers_unknown_kind(api: Arc<dyn ClusterApi>) -> Result<(), String> {
+    match api.controllers("CronJob").await {
+        Err(ClusterError::Invalid(m)) => {
+            ensure!(
+                m.contains("CronJob"),
+                "the error does not name the kind: {m}"
+            );
+            Ok(())
+        }
+        other => Err(format!("controllers(CronJob): {other:?}, expected Invalid")),
+    }
+}
+
 /// Runs every case against fresh backends from `setup` and reports each one.
 pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
     let mut seed = standard_seed();
@@ -802,5 +868,9 @@ pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
     case!("delete.missing-is-false", |api| delete(api));
     case!("apply.invalid", |api| apply_invalid(api));
     case!("merge-patch.labels-and-objects", |api| merge_patch(api));
+    case!("snapshot.every-list-read", |api| snapshot(api, &seed));
+    case!("controllers.unknown-kind", |api| controllers_unknown_kind(
+        api
+    ));
     report
 }
