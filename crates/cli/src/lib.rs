@@ -53,6 +53,9 @@ pub enum Command {
     /// Look at a Kubernetes cluster through its API: nodes and readiness.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// A k0s or MKE 4k cluster: the safety and availability report of an online upgrade (read-only).
+    #[command(subcommand)]
+    K0s(cmd::k0s::K0sCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
     Upgrade(cmd::upgrade::UpgradeArgs),
     /// Continue an interrupted or crashed run from its journal.
@@ -118,6 +121,7 @@ where
         Command::Hosts(c) => cmd::hosts::run(&c, out),
         Command::Mke3(c) => cmd::mke3::run(&c, rt, out),
         Command::Cluster(c) => cmd::cluster::run(&c, out),
+        Command::K0s(c) => cmd::k0s::run(&c, out),
     };
     match result {
         Ok(code) => code,

@@ -93,6 +93,29 @@ fn table(version: &str, nodes: &[Node]) -> String {
     text
 }
 
+/// The Kubernetes client of `--kubeconfig FILE|DIR`; a file that cannot be used is the
+/// operator's input error, named with the file.
+pub(crate) async fn open_kubeconfig(
+    kubeconfig: &std::path::Path,
+    options: KubeOptions,
+) -> Result<KubeCluster, CliError> {
+    KubeCluster::from_kubeconfig(kubeconfig, options)
+        .await
+        .map_err(|e| CliError::Input {
+            path: kubeconfig.to_path_buf(),
+            problem: match e {
+                ferry_kube_api::KubeApiError::Kubeconfig { path, problem } => {
+                    if path == kubeconfig {
+                        problem
+                    } else {
+                        format!("{}: {problem}", path.display())
+                    }
+                }
+                other => other.to_string(),
+            },
+        })
+}
+
 fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -104,21 +127,7 @@ fn check(args: &CheckArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
         ..KubeOptions::default()
     };
     let result = runtime.block_on(async {
-        let cluster = KubeCluster::from_kubeconfig(&args.kubeconfig, options)
-            .await
-            .map_err(|e| CliError::Input {
-                path: args.kubeconfig.clone(),
-                problem: match e {
-                    ferry_kube_api::KubeApiError::Kubeconfig { path, problem } => {
-                        if path == args.kubeconfig {
-                            problem
-                        } else {
-                            format!("{}: {problem}", path.display())
-                        }
-                    }
-                    other => other.to_string(),
-                },
-            })?;
+        let cluster = open_kubeconfig(&args.kubeconfig, options).await?;
         let server = cluster.server().to_string();
         let fail = |source| CheckError {
             server: server.clone(),

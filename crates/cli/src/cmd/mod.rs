@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod completions;
 pub mod hosts;
 pub mod init;
+pub mod k0s;
 pub mod mke3;
 pub mod rbac;
 pub mod resume;
