@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 
 use crate::daemon::{self, parse_flags};
-use crate::env::{DATA_DIR, Env, RUN_DIR, STATUS_SOCK, VERSION};
+use crate::env::{DATA_DIR, Env, RUN_DIR, STATUS_SOCK};
 use crate::service::{self, Init};
 use crate::token::{self, Token};
 use crate::util::{self, Error};
@@ -14,7 +14,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     let env = Env::from_process()?;
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     if words == ["version"] {
-        println!("{VERSION}");
+        println!("{}", crate::env::version());
         return Ok(());
     }
     env.require_root()?;
@@ -164,7 +164,7 @@ fn status(env: &Env, rest: &[&str]) -> Result<(), Error> {
     }
     println!(
         "Version: {}\nProcess ID: {}\nRole: {}\nWorkloads: {}\nSingleNode: {}",
-        s["Version"].as_str().unwrap_or(VERSION),
+        s["Version"].as_str().unwrap_or(crate::env::version()),
         s["Pid"],
         s["Role"].as_str().unwrap_or(""),
         s["Workloads"].as_bool().unwrap_or(false),

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
-use crate::env::{DATA_DIR, DOUBLE_DIR, Env, RUN_DIR, STATUS_SOCK, VERSION};
+use crate::env::{DATA_DIR, DOUBLE_DIR, Env, RUN_DIR, STATUS_SOCK};
 use crate::token::{self, Token};
 use crate::util::{self, Error};
 
@@ -201,11 +201,12 @@ pub fn run(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
     let status = UnixListener::bind(&sock)
         .map_err(|e| Error::msg(format!("listen unix {STATUS_SOCK}: {}", util::go_io(&e))))?;
     eprintln!(
-        "{name} {VERSION} started as {me} ({address}), pid {}",
+        "{name} {} started as {me} ({address}), pid {}",
+        crate::env::version(),
         std::process::id()
     );
     let answer = serde_json::json!({
-        "Version": VERSION,
+        "Version": crate::env::version(),
         "Pid": std::process::id(),
         "Role": role,
         "Workloads": worker,

@@ -4,7 +4,48 @@ use std::path::{Path, PathBuf};
 
 use crate::util::Error;
 
-pub const VERSION: &str = "v1.31.1+k0s.1";
+/// The version of an unstamped build.
+pub const DEFAULT_VERSION: &str = "v1.31.1+k0s.1";
+/// A stamped copy of this binary ends with `\n#k0s-double-version:<version>\n`: then it is that
+/// k0s release. Copies stamped with different versions are different files (different sha256),
+/// as real releases are, and a running daemon keeps reporting the version of the file it was
+/// started from after that file is replaced, as a real k0s process does.
+pub const STAMP: &str = "#k0s-double-version:";
+
+/// The version this binary is: its stamp, or [`DEFAULT_VERSION`].
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| stamped_version().unwrap_or_else(|| DEFAULT_VERSION.to_string()))
+}
+
+fn stamped_version() -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open("/proc/self/exe").ok()?;
+    let len = f.metadata().ok()?.len();
+    let tail = len.min(256);
+    f.seek(SeekFrom::Start(len - tail)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    parse_stamp(&buf)
+}
+
+/// The version in the stamp at the end of `tail`, if there is one.
+pub fn parse_stamp(tail: &[u8]) -> Option<String> {
+    let body = tail.strip_suffix(b"\n")?;
+    let at = body
+        .windows(STAMP.len())
+        .rposition(|w| w == STAMP.as_bytes())?;
+    let v = std::str::from_utf8(&body[at + STAMP.len()..]).ok()?;
+    (!v.is_empty() && !v.contains(char::is_whitespace)).then(|| v.to_string())
+}
+
+/// The kubelet version a k0s release reports for its Node: `v1.31.1+k0s.1` -> `v1.31.1+k0s`.
+pub fn kubelet_version(k0s: &str) -> String {
+    match k0s.split_once("+k0s") {
+        Some((k8s, _)) => format!("{k8s}+k0s"),
+        None => k0s.to_string(),
+    }
+}
 pub const ROOT_ENV: &str = "K0S_DOUBLE_ROOT";
 pub const OFFSET_ENV: &str = "K0S_DOUBLE_PORT_OFFSET";
 pub const HOSTNAME_ENV: &str = "K0S_DOUBLE_HOSTNAME";
@@ -173,5 +214,16 @@ mod tests {
             serde_yaml::from_str("spec:\n  api:\n    address: 10.0.0.2\n").unwrap();
         assert_eq!(env.api_address(Some(&plain)), "10.0.0.2");
         assert_eq!(env.path("/etc/k0s"), PathBuf::from("/etc/k0s"));
+    }
+
+    #[test]
+    fn stamps() {
+        let mut bin = vec![0xffu8, 0xfe, 0x00, 0x7f];
+        assert_eq!(parse_stamp(&bin), None);
+        bin.extend_from_slice(b"\n#k0s-double-version:v1.32.6+k0s.0\n");
+        assert_eq!(parse_stamp(&bin).as_deref(), Some("v1.32.6+k0s.0"));
+        assert_eq!(parse_stamp(b"\n#k0s-double-version:\n"), None);
+        assert_eq!(kubelet_version("v1.32.6+k0s.0"), "v1.32.6+k0s");
+        assert_eq!(kubelet_version("v1.32.6"), "v1.32.6");
     }
 }

@@ -37,6 +37,13 @@
 //!   workloads registers its Node for kwok to keep Ready (see `node.rs`); `k0s stop` lets it go
 //!   NotReady; `k0s reset` leaves the Node object, as real k0s does.
 //!
+//! * Versions: an unstamped build is k0s v1.31.1+k0s.1. A copy with
+//!   `\n#k0s-double-version:<version>\n` appended is that release: `k0s version` prints it,
+//!   the daemon started from it reports it in `k0s status`, and its Node reports the kubelet
+//!   version `<k8s version>+k0s` (as k0s's kubelet does). The service runs the file at the path
+//!   it was installed from, so swapping `/usr/local/bin/k0s` while k0s is stopped and starting
+//!   it again is an upgrade, as with real k0s.
+//!
 //! Testing knobs (environment, recorded into the service so the daemon sees them too):
 //! `K0S_DOUBLE_ROOT` (the filesystem root, default `/`; when set the root check is skipped),
 //! `K0S_DOUBLE_PORT_OFFSET` (added to every port), `K0S_DOUBLE_HOSTNAME`, `K0S_DOUBLE_ADDRESS`.

@@ -79,8 +79,16 @@ pub fn register(env: &Env, controller: bool, taint: bool) -> Result<(), Error> {
         });
         api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&node))
             .await
+            .map_err(|e| Error::msg(format!("cannot register node {name}: {e}")))?;
+        // The kubelet reports its version in the Node's status (kwok's stages keep a version
+        // that is there), so an upgraded node says so once it runs again.
+        let status = serde_json::json!({ "status": { "nodeInfo": {
+            "kubeletVersion": crate::env::kubelet_version(crate::env::version()),
+        } } });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
             .map(|_| ())
-            .map_err(|e| Error::msg(format!("cannot register node {name}: {e}")))
+            .map_err(|e| Error::msg(format!("cannot report the version of node {name}: {e}")))
     })
 }
 

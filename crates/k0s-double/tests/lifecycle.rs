@@ -455,3 +455,40 @@ fn openrc_hosts_get_an_init_script_that_restarts() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Running");
 }
+
+/// A stamped copy is that release: `k0s version` and the running daemon's `k0s status` say so.
+/// The service runs the binary at the path it was installed from, so replacing that file while
+/// k0s is stopped and starting again runs the new release, and a daemon started before the
+/// replacement keeps reporting the old one (as a real process does).
+#[test]
+fn a_stamped_copy_is_that_release_and_a_restart_runs_the_replaced_file() {
+    let h = Host::new("c9", 22500);
+    let bin = h.path("/usr/local/bin/k0s");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    common::stamped(&bin, "v1.31.1+k0s.1");
+    let run = |args: &[&str]| {
+        let out = h.k0s_from(&bin, args);
+        assert!(
+            out.status.success(),
+            "k0s {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(run(&["version"]).trim(), "v1.31.1+k0s.1");
+    run(&["install", "controller", "--config", "/etc/k0s/k0s.yaml"]);
+    run(&["start"]);
+    assert_eq!(parse_status(&run(&["status"])).version, "v1.31.1+k0s.1");
+
+    // replaced while running (a new file under the same name): the daemon is still the old one
+    let next = h.path("/usr/local/bin/k0s.next");
+    common::stamped(&next, "v1.32.6+k0s.0");
+    std::fs::rename(&next, &bin).unwrap();
+    assert_eq!(run(&["version"]).trim(), "v1.32.6+k0s.0");
+    assert_eq!(parse_status(&run(&["status"])).version, "v1.31.1+k0s.1");
+
+    run(&["stop"]);
+    run(&["start"]);
+    assert_eq!(parse_status(&run(&["status"])).version, "v1.32.6+k0s.0");
+    run(&["stop"]);
+}

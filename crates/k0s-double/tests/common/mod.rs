@@ -39,7 +39,12 @@ impl Host {
     }
 
     pub fn k0s(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_k0s"))
+        self.k0s_from(Path::new(env!("CARGO_BIN_EXE_k0s")), args)
+    }
+
+    /// Runs the k0s binary at `exe` (a stamped copy, say).
+    pub fn k0s_from(&self, exe: &Path, args: &[&str]) -> Output {
+        Command::new(exe)
             .args(args)
             .env("K0S_DOUBLE_ROOT", self.root.path())
             .env("K0S_DOUBLE_PORT_OFFSET", self.offset.to_string())
@@ -103,4 +108,13 @@ impl Drop for Host {
         let _ = self.k0s(&["stop"]);
         let _ = self.k0s(&["reset"]);
     }
+}
+
+/// A copy of the double at `to`, stamped as k0s `version` (see the double's `env::STAMP`).
+pub fn stamped(to: &Path, version: &str) {
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_k0s")).unwrap();
+    bytes.extend_from_slice(format!("\n#k0s-double-version:{version}\n").as_bytes());
+    std::fs::write(to, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
