@@ -66,7 +66,7 @@ impl Ending {
 
     /// How a run that could not start or go on ended: failed checks, the operator's input, or
     /// anything else (never blamed on the input unless it is).
-    pub fn of_run_error(e: &ferry_core::run::RunError<ferry_flow_mke::MkeError>) -> Self {
+    pub fn of_run_error<E: FlowError>(e: &ferry_core::run::RunError<E>) -> Self {
         use ferry_core::run::RunError;
         match e {
             RunError::Checks(_) => Ending::ChecksFailed,
@@ -74,5 +74,22 @@ impl Ending {
             RunError::Flow(f) if f.is_input() => Ending::InvalidInput,
             _ => Ending::Failed,
         }
+    }
+}
+
+/// A flow's error: whether the operator's input is at fault (exit 2) rather than the cluster.
+pub trait FlowError: std::error::Error + 'static {
+    fn is_input(&self) -> bool;
+}
+
+impl FlowError for ferry_flow_mke::MkeError {
+    fn is_input(&self) -> bool {
+        ferry_flow_mke::MkeError::is_input(self)
+    }
+}
+
+impl FlowError for ferry_flow_k0s_upgrade::K0sUpgradeError {
+    fn is_input(&self) -> bool {
+        ferry_flow_k0s_upgrade::K0sUpgradeError::is_input(self)
     }
 }

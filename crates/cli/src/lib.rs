@@ -53,7 +53,7 @@ pub enum Command {
     /// Look at a Kubernetes cluster through its API: nodes and readiness.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
-    /// A k0s or MKE 4k cluster: the safety and availability report of an online upgrade (read-only).
+    /// A k0s or MKE 4k cluster: the safety and availability report, and a rolling version upgrade.
     #[command(subcommand)]
     K0s(cmd::k0s::K0sCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
@@ -121,7 +121,7 @@ where
         Command::Hosts(c) => cmd::hosts::run(&c, out),
         Command::Mke3(c) => cmd::mke3::run(&c, rt, out),
         Command::Cluster(c) => cmd::cluster::run(&c, out),
-        Command::K0s(c) => cmd::k0s::run(&c, out),
+        Command::K0s(c) => cmd::k0s::run(&c, rt, out),
     };
     match result {
         Ok(code) => code,

@@ -387,6 +387,36 @@ where
     F: FnOnce(Backends, Session) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
+    let factory = rt.backends.clone();
+    drive_with(
+        rt,
+        log,
+        out,
+        || async move {
+            let b = factory.backends(request).await?;
+            Ok((b.connector.clone(), b.cluster.clone(), b))
+        },
+        state_dir,
+        flow,
+    )
+}
+
+/// [`drive`] with the backends made by `make` (on the run's runtime): the SSH connector and
+/// the Kubernetes API of the session, and whatever else the flow needs (`B`).
+pub fn drive_with<M, MF, B, F, Fut, T>(
+    rt: &Runtime,
+    log: LogArgs,
+    out: &mut Output<'_>,
+    make: M,
+    state_dir: PathBuf,
+    flow: F,
+) -> Result<T, DriveError>
+where
+    M: FnOnce() -> MF,
+    MF: std::future::Future<Output = Result<(Arc<dyn Connector>, Arc<dyn ClusterApi>, B), String>>,
+    F: FnOnce(B, Session) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -418,14 +448,10 @@ where
             }
         }
         let fut = async {
-            let backends = rt
-                .backends
-                .backends(request)
-                .await
-                .map_err(DriveError::Backends)?;
+            let (connector, cluster, backends) = make().await.map_err(DriveError::Backends)?;
             let session = Session {
-                connector: backends.connector.clone(),
-                cluster: backends.cluster.clone(),
+                connector,
+                cluster,
                 state_dir,
                 log: sink,
                 interrupts: rt.interrupts.clone(),

@@ -85,7 +85,6 @@ worker-3 [worker]                                                               
 - All the replicas that belong to the ReplicaSet \"shop/cache-7f9\" are running on this node.
 worker-4 [worker]                                                               [ERROR]
 - All the replicas that belong to the Deployment \"shop/api\" are running on this node.
-- Draining this node would evict 2 healthy pod(s) covered by PodDisruptionBudget \"shop/api-pdb\", which allows 1 disruption(s) now.
 ";
     assert_eq!(r.stdout, want, "{}", r.stdout);
     assert!(

@@ -368,7 +368,7 @@ pub fn check(snapshot: &Snapshot, targets: &[Target], options: &Options) -> Repo
                     for p in &pods {
                         check_pod(&index, &ready_on, name, p, &mut f);
                     }
-                    check_budgets(snapshot, &pods, &mut f);
+                    check_budgets(&index, &pods, &mut f);
                 }
             }
             NodeReport {
@@ -543,10 +543,24 @@ fn check_pod(
     }
 }
 
-/// Beyond Kismatic: a drain evicts through the Eviction API, so a budget that cannot absorb
-/// this node's pods stops the drain (or would be broken by a forced one).
-fn check_budgets(snapshot: &Snapshot, pods: &[&Pod], f: &mut Findings) {
-    if pods.is_empty() {
+/// Beyond Kismatic: a drain evicts through the Eviction API one pod at a time and waits while a
+/// budget refuses, so a budget matters when it would hold the drain up for good or be broken by
+/// a forced one: it allows no disruption now (the drain blocks at once, waiting for something
+/// nobody promised), or this node holds more of its healthy pods that nothing recreates (bare
+/// pods, unknown owners) than it allows (each such eviction spends the allowance for good).
+/// Pods of a replicated controller come back elsewhere and give the allowance back; DaemonSet
+/// and static pods are not evicted at all.
+fn check_budgets(index: &Index<'_>, pods: &[&Pod], f: &mut Findings) {
+    let snapshot = index.snapshot;
+    let evicted: Vec<(&Pod, bool)> = pods
+        .iter()
+        .filter_map(|p| match index.behind(p) {
+            Behind::DaemonSet(_) | Behind::Static => None,
+            Behind::Replicated(_) | Behind::Job(_) => Some((*p, true)),
+            _ => Some((*p, false)),
+        })
+        .collect();
+    if evicted.is_empty() {
         return;
     }
     if snapshot.failed.contains_key(&Lookup::PodDisruptionBudgets) {
@@ -554,18 +568,32 @@ fn check_budgets(snapshot: &Snapshot, pods: &[&Pod], f: &mut Findings) {
         return;
     }
     for b in &snapshot.pdbs {
-        let covered: Vec<&&Pod> = pods.iter().filter(|p| b.covers(p)).collect();
+        let covered: Vec<&(&Pod, bool)> = evicted.iter().filter(|(p, _)| b.covers(p)).collect();
         if covered.is_empty() {
             continue;
         }
-        let healthy = covered.iter().filter(|p| p.ready).count();
+        let healthy = covered.iter().filter(|(p, _)| p.ready).count();
+        let lost = covered.iter().filter(|(p, back)| p.ready && !back).count();
         let allowed = usize::try_from(b.disruptions_allowed.max(0)).unwrap_or(0);
-        if healthy > allowed {
+        if healthy > 0 && allowed == 0 {
             f.add(
                 Kind::DisruptionBudget,
                 format!(
-                    "Draining this node would evict {healthy} healthy pod(s) covered by \
-                     PodDisruptionBudget \"{}\", which allows {allowed} disruption(s) now.",
+                    "Draining this node would be blocked by PodDisruptionBudget \"{}\": it allows \
+                     no disruption now ({} of {} desired pods healthy) and covers {healthy} \
+                     healthy pod(s) here.",
+                    b.key(),
+                    b.current_healthy,
+                    b.desired_healthy
+                ),
+            );
+        } else if lost > allowed {
+            f.add(
+                Kind::DisruptionBudget,
+                format!(
+                    "Draining this node would take PodDisruptionBudget \"{}\" below its minimum: \
+                     {lost} of its healthy pods here are not recreated by a controller, and it \
+                     allows {allowed} disruption(s).",
                     b.key()
                 ),
             );

@@ -100,7 +100,7 @@ fn every_condition_of_the_table_lands_on_its_own_node() {
         ("w-job", vec![Job]),
         ("w-unknown", vec![UnknownOwner]),
         ("w-pdb", vec![DisruptionBudget]),
-        ("w-ingress", vec![IngressNode]),
+        ("w-ingress", vec![IngressNode, DisruptionBudget]),
         ("w-storage", vec![StorageNode]),
     ] {
         assert_eq!(kinds(node), want, "{node}:\n{out}");

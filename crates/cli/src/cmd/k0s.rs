@@ -15,7 +15,9 @@ use ferry_ssh_exec::{HostsFileError, SshConnector};
 
 use crate::cmd::cluster::open_kubeconfig;
 use crate::cmd::hosts::SshArgs;
-use crate::{CliError, Format, Output, exit};
+use crate::exit::Ending;
+use crate::session::{LogArgs, Runtime, drive_with};
+use crate::{CliError, Format, Output, exit, fsio};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum K0sCommand {
@@ -25,6 +27,11 @@ pub enum K0sCommand {
     /// each host is ready (k0s running, free disk). Changes nothing. Exits 3 when a node has
     /// a finding.
     Check(CheckArgs),
+    /// Upgrade k0s on every host, one node at a time: controllers strictly one at a time (each
+    /// backed up first, each only while the others run and etcd answers), then workers in a
+    /// window; online mode checks safety first and cordons and drains each node. Rolled back on
+    /// any failure or Ctrl-C; journaled for `ferry resume` and `ferry rollback`.
+    Upgrade(UpgradeArgs),
 }
 
 /// What the checks treat specially (shared with `ferry k0s upgrade`).
@@ -105,9 +112,10 @@ pub struct CheckArgs {
     pub output: Format,
 }
 
-pub fn run(c: &K0sCommand, out: &mut Output<'_>) -> Result<u8, CliError> {
+pub fn run(c: &K0sCommand, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     match c {
         K0sCommand::Check(args) => check(args, out),
+        K0sCommand::Upgrade(args) => upgrade(args, rt, out),
     }
 }
 
@@ -228,4 +236,251 @@ enum CheckFailed {
     },
     #[error(transparent)]
     Discover(#[from] ferry_flow_k0s_upgrade::DiscoverError),
+}
+
+/// Kismatic's two modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Safety and availability checks first; each node is cordoned and drained.
+    Online,
+    /// No checks and no drain: for clusters whose availability does not matter.
+    Offline,
+}
+
+fn parse_max_unavailable(s: &str) -> Result<ferry_core::engine::MaxUnavailable, String> {
+    s.parse()
+        .map_err(|e: ferry_core::engine::batching::MaxUnavailableError| e.reason)
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The new k0s comes from --k0s-binary FILE (copied to every host; its version is read by running \
+it here unless --k0s-version says it) or from --k0s-version V alone (each host downloads the \
+release for its architecture). Hosts already at the target are skipped, so running the same \
+command again continues where a stopped run left off. A downgrade and a jump of more than one \
+minor version are refused.
+
+online: the safety, availability and readiness report (`ferry k0s check`) must be clean, unless \
+--ignore-safety-checks (printed as warnings, the run goes on) or --partial-ok (only the hosts \
+without findings are upgraded; refused when a controller has one). offline: no checks, no drain.
+
+Before each controller a `k0s backup` is written to /var/lib/ferry/k0s-backups on it and kept. A \
+rollback puts every changed node's previous binary back and restarts it, in reverse order; it \
+does not restore etcd's data (the backups and `k0s restore` are there for that).
+
+Exit codes: 0 upgraded (or dry run with passing checks), 2 usage, 3 checks failed and nothing \
+changed, 4 failed and rolled back cleanly, 5 failed and the rollback is incomplete (see \
+`ferry rollback`), 130 interrupted twice (the journal is kept), 1 anything else.")]
+pub struct UpgradeArgs {
+    /// online (checks, drain) or offline (neither).
+    #[arg(value_enum)]
+    pub mode: ModeArg,
+    /// The hosts file (mkectl's hosts.yaml): every host of the cluster, reachable over SSH.
+    #[arg(long, value_name = "FILE")]
+    pub hosts_path: PathBuf,
+    /// The cluster's Kubernetes API: a kubeconfig file (or an MKE client bundle directory).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub kubeconfig: PathBuf,
+    /// A k0s binary on this machine to copy to every host.
+    #[arg(long, value_name = "FILE", required_unless_present = "k0s_version")]
+    pub k0s_binary: Option<PathBuf>,
+    /// The target version (v1.32.6+k0s.0): downloaded by each host, or the version of
+    /// --k0s-binary.
+    #[arg(long, value_name = "VERSION")]
+    pub k0s_version: Option<String>,
+    /// Run the checks and print every step per host; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the findings as warnings and go on.
+    #[arg(long)]
+    pub ignore_safety_checks: bool,
+    /// Upgrade only the hosts without findings; refused when a controller has one.
+    #[arg(long)]
+    pub partial_ok: bool,
+    /// Workers upgraded at once: a count (2) or a percentage of the workers (10%); at least 1.
+    #[arg(long, value_name = "N|N%", default_value = "10%", value_parser = parse_max_unavailable)]
+    pub max_unavailable: ferry_core::engine::MaxUnavailable,
+    /// Where the journal and the lock live (default: $XDG_STATE_HOME/ferry/k0s-<first host>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds a drain may take before the run stops and rolls back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub drain_timeout: u64,
+    /// Seconds a restarted node may take to run the new version and be Ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ready_timeout: u64,
+    /// Let the drain evict pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Let the drain evict pods without a controller (nothing recreates them).
+    #[arg(long)]
+    pub force_bare_pods: bool,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Format of the result (the report, the dry-run plan, the summary).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// The version of a k0s binary on this machine (`FILE version`).
+fn binary_version(path: &std::path::Path) -> Result<String, CliError> {
+    let out = std::process::Command::new(path)
+        .arg("version")
+        .output()
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot run {} to read its version ({e}): give it with --k0s-version",
+                path.display()
+            ))
+        })?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || v.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} version did not print a version: give it with --k0s-version",
+            path.display()
+        )));
+    }
+    Ok(v)
+}
+
+fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
+    use ferry_core::k0s::K0sBinary;
+    use ferry_core::run::{self, Finish};
+    use ferry_flow_k0s_upgrade::{Inputs, K0sUpgradeFlow, Mode};
+
+    let options = args.safety.options()?;
+    let hosts = read_hosts(&args.hosts_path)?;
+    let (binary, version) = match (&args.k0s_binary, &args.k0s_version) {
+        (Some(p), v) => {
+            fsio::check_file(p)?;
+            let path = std::path::absolute(p).map_err(|e| CliError::Input {
+                path: p.clone(),
+                problem: e.to_string(),
+            })?;
+            let v = match v {
+                Some(v) => v.clone(),
+                None => binary_version(&path)?,
+            };
+            (K0sBinary::File { path }, v)
+        }
+        (None, Some(v)) => (K0sBinary::Release { version: v.clone() }, v.clone()),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give --k0s-binary FILE or --k0s-version VERSION".into(),
+            ));
+        }
+    };
+    if let Err(e) = version.parse::<ferry_flow_k0s_upgrade::version::Version>() {
+        return Err(CliError::Usage(format!("--k0s-version: {e}")));
+    }
+    let state = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => {
+            let first = hosts.first().map(|h| h.address.clone()).unwrap_or_default();
+            crate::session::state_dir(rt, None, Some(&format!("k0s-{first}")))?
+        }
+    };
+    let (ssh, unchecked) = args.ssh.options(&hosts);
+    if unchecked {
+        out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
+    }
+    let connector = SshConnector::new(ssh).map_err(|e| CliError::Usage(e.to_string()))?;
+    let inputs = Inputs {
+        hosts,
+        mode: match args.mode {
+            ModeArg::Online => Mode::Online,
+            ModeArg::Offline => Mode::Offline,
+        },
+        binary,
+        version,
+        ignore_safety_checks: args.ignore_safety_checks,
+        partial_ok: args.partial_ok,
+        max_unavailable: args.max_unavailable,
+        checks: options,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        ready_timeout: Duration::from_secs(args.ready_timeout),
+        delete_emptydir_data: args.delete_emptydir_data,
+        force_bare_pods: args.force_bare_pods,
+    };
+    let flow = K0sUpgradeFlow::new();
+    let kubeconfig = args.kubeconfig.clone();
+    let dry_run = args.dry_run;
+    let r = drive_with(
+        rt,
+        args.log,
+        out,
+        || async move {
+            let cluster = open_kubeconfig(&kubeconfig, KubeOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let connector: Arc<dyn Connector> = Arc::new(connector);
+            let cluster: Arc<dyn ferry_core::ClusterApi> = Arc::new(cluster);
+            Ok((connector, cluster, ()))
+        },
+        state,
+        |(), session| run::start(&flow, inputs, session, dry_run),
+    );
+    // The report first: it says why the run goes on, stops, or leaves hosts behind.
+    let print_report = |out: &mut Output<'_>| {
+        if let (Some(report), Format::Text) = (flow.last_report(), args.output) {
+            out.result(&report.render());
+            out.result("\n");
+            if args.ignore_safety_checks && !report.is_ok() {
+                out.info("Ignoring safety checks and continuing with the upgrade\n");
+            }
+        }
+    };
+    let fin = match r {
+        Err(e) => {
+            out.error(&e);
+            return Ok(exit::code(Ending::Failed));
+        }
+        Ok(Err(e)) => {
+            print_report(out);
+            if let ferry_core::run::RunError::Checks(_) = &e {
+                if args.output == Format::Json {
+                    out.result(&format!(
+                        "{}\n",
+                        serde_json::json!({ "report": flow.last_report(), "error": e.to_string() })
+                    ));
+                }
+                out.info(
+                    "Unable to perform an online upgrade due to the unsafe conditions detected.\n",
+                );
+            }
+            out.error(&e);
+            return Ok(exit::code(Ending::of_run_error(&e)));
+        }
+        Ok(Ok(f)) => f,
+    };
+    print_report(out);
+    let code = exit::code(Ending::of_finish(&fin));
+    match (&fin, args.output) {
+        (Finish::DryRun { checks, plan }, Format::Text) => {
+            if flow.last_report().is_none() {
+                out.result(&checks.render());
+            }
+            out.result("Plan (dry run: nothing was changed)\n---------------\n");
+            out.result(&plan.render());
+        }
+        (Finish::DryRun { checks, plan }, Format::Json) => out.result(&format!(
+            "{}\n",
+            serde_json::json!({ "report": flow.last_report(), "checks": checks, "plan": plan })
+        )),
+        (Finish::Completed { report, .. }, Format::Text) => out.result(&report.render()),
+        (Finish::Completed { report, .. }, Format::Json) => out.result(&format!(
+            "{}\n",
+            serde_json::json!({ "report": flow.last_report(), "summary": report })
+        )),
+        (Finish::RollbackIncomplete { remaining, .. }, _) => out.info(&format!(
+            "Still applied (undo order): {}\n",
+            remaining.join(", ")
+        )),
+        (Finish::RolledBack { .. } | Finish::Interrupted, _) => {}
+    }
+    Ok(code)
 }

@@ -10,9 +10,17 @@
 //! - [`check`]: the targets of the upgrade (one per host, or one per Node without hosts), the
 //!   safety report of `ferry-safety`, and each host's readiness (k0s running, free disk) in
 //!   the same report.
+//! - [`flow`]: the upgrade on ferry-core's engine: controllers one at a time behind a quorum
+//!   gate, each backed up first, then workers in a window; per node cordon and drain (online),
+//!   stop, swap the binary, start, wait for the new version, restore the cordon state; every
+//!   step undone on failure or Ctrl-C, journaled for resume and rollback.
 
 pub mod check;
 pub mod discover;
+pub mod flow;
+pub mod steps;
+pub mod version;
 
 pub use check::{CheckOptions, Readiness, check};
 pub use discover::{DiscoverError, Discovered, HostState, discover, discover_api};
+pub use flow::{FLOW, Inputs, Journaled, K0sUpgradeError, K0sUpgradeFlow, Mode, UpgradeReport};
