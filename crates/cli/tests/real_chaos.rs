@@ -13,7 +13,9 @@
 //!   of the plan. The run must exit 4 (rolled back) or, when the step was the last one and the
 //!   run completed before the signal landed, 0 (then the case does not count as a rollback).
 //! * **kill9 ... then rollback**: SIGKILL to ferry as soon as the journal shows the step applied,
-//!   for every step; then `ferry rollback` must exit 0 and give back the start's digest.
+//!   for every step; then `ferry rollback` must exit 0 and give back the start's digest. When the
+//!   kill lands after the journal recorded the end of the run (it can, after the plan's last
+//!   step), `ferry rollback` and `ferry resume` must exit 1 saying the run already finished.
 //! * **kill9 ... then resume**: the same kill; then `ferry resume` must exit 0 and leave what an
 //!   uninterrupted run leaves, compared by [`Digest::shape`] (which leaves out what differs
 //!   between any two runs: file contents, image and swarm IDs) against an uninterrupted run's.
@@ -198,9 +200,32 @@ fn seed() -> u64 {
 }
 
 fn selected(all: Vec<Case>) -> (Vec<Case>, String) {
-    if std::env::var("FERRY_CHAOS").as_deref() == Ok("all") {
+    let choice = std::env::var("FERRY_CHAOS").unwrap_or_default();
+    if choice == "all" {
         let n = all.len();
         return (all, format!("all {n} cases (FERRY_CHAOS=all)"));
+    }
+    // `FERRY_CHAOS=only:NAME;NAME...`: the named cases (to run failed ones again).
+    if let Some(names) = choice.strip_prefix("only:") {
+        let names: Vec<&str> = names
+            .split(';')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let chosen: Vec<Case> = all
+            .into_iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .collect();
+        assert_eq!(
+            chosen.len(),
+            names.len(),
+            "FERRY_CHAOS=only: names a case the matrix does not have: {names:?}"
+        );
+        let n = chosen.len();
+        return (
+            chosen,
+            format!("the {n} named cases (FERRY_CHAOS=only:...)"),
+        );
     }
     let (mut chosen, rest): (Vec<Case>, Vec<Case>) = all
         .into_iter()
@@ -404,6 +429,29 @@ fn run_case(
         if ran.code.is_some() {
             // Exited on its own: the kill came after the end of the run.
             return Ok(());
+        }
+        // Killed after the journal recorded the end of the run (after the plan's last step,
+        // ferry only writes its report and lets go of the locks): there is nothing left to
+        // resume or roll back, and ferry says so.
+        if !recorded(&state.join("journal.jsonl"), "finished").is_empty() {
+            let verb = match then {
+                Then::Rollback => "rollback",
+                Then::Resume => "resume",
+            };
+            let out = bed
+                .ferry(&[verb, "--state-dir", state.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&out.stderr).to_string();
+            return if out.status.code() == Some(1) && log.contains("already finished") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ferry {verb} after a kill -9 that came after the end of the run: exit {:?}, want 1 and `already finished`\n{}",
+                    out.status.code(),
+                    tail(&log, 30)
+                ))
+            };
         }
         let state_arg = state.to_str().unwrap();
         let (verb, want) = match then {

@@ -267,6 +267,50 @@ impl ExecError {
     }
 }
 
+/// The command that removes what an interrupted [`HostExec::put_file`] of `path` left beside it
+/// (`.<name>.ferry-*` files in its directory), as root.
+pub fn partial_uploads_cmd(path: &str) -> Cmd {
+    let (dir, name) = dir_and_name(path);
+    Cmd::new("find")
+        .args([dir, "-maxdepth", "1", "-name"])
+        .arg(format!(".{name}.ferry-*"))
+        .args(["-type", "f", "-delete"])
+        .sudo()
+}
+
+fn dir_and_name(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", n)) => ("/", n),
+        Some((d, n)) => (d, n),
+        None => (".", path),
+    }
+}
+
+/// Removes what interrupted uploads of `path` left (see [`partial_uploads_cmd`]); nothing to do
+/// when the directory does not exist; a failure of the command is an error naming the host.
+pub async fn discard_partial_uploads(h: &dyn HostExec, path: &str) -> Result<(), ExecError> {
+    let (dir, _) = dir_and_name(path);
+    if !h
+        .run(&Cmd::new("test").args(["-d", dir]).sudo())
+        .await?
+        .success()
+    {
+        return Ok(());
+    }
+    let out = h.run(&partial_uploads_cmd(path)).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(ExecError::Io {
+            host: h.host().to_string(),
+            detail: format!(
+                "cannot remove partial uploads of {path}: {}",
+                out.stderr_text().trim()
+            ),
+        })
+    }
+}
+
 /// Runs commands on one host.
 ///
 /// Behaviour every implementation must have (checked by the conformance suite):
@@ -274,7 +318,10 @@ impl ExecError {
 ///   is `Ok(Output)`; stdin is fed and closed; `sudo` runs as root without a prompt or fails with
 ///   [`ExecError::Sudo`]; a timeout ends the command and returns [`ExecError::Timeout`].
 /// - `put_file` replaces the file atomically (a reader sees the old or the new content, never a
-///   part) with the given mode and owner, creating no parent directories.
+///   part) with the given mode and owner, creating no parent directories. It writes a temporary
+///   file `.<name>.ferry-<random>` beside the target and renames it over the target; a host or
+///   connection that dies in between can leave that file behind, and
+///   [`discard_partial_uploads`] removes it (every undo of a step that uploads does).
 /// - after `close`, every call fails with [`ExecError::Closed`]; `close` reports a failure to shut
 ///   the connection down cleanly and is idempotent.
 /// - calls may run concurrently; the implementation limits them as the transport requires.

@@ -765,6 +765,43 @@ fn exec(
             }
             ok_out("")
         }
+        // What `discard_partial_uploads` runs: the files of DIR (not below) whose name matches
+        // a `prefix*` pattern are deleted.
+        (
+            "find",
+            [
+                dir,
+                "-maxdepth",
+                "1",
+                "-name",
+                pattern,
+                "-type",
+                "f",
+                "-delete",
+            ],
+        ) => {
+            let d = norm(dir);
+            if !h.files.get(&d).is_some_and(|e| e.dir) {
+                return err_out(1, &format!("find: '{dir}': No such file or directory\n"));
+            }
+            let Some(prefix) = pattern.strip_suffix('*').filter(|p| !p.contains('*')) else {
+                return err_out(1, "find: the fake host knows `prefix*` patterns only\n");
+            };
+            let victims: Vec<String> = h
+                .files
+                .iter()
+                .filter(|(p, e)| !e.dir && parent(p) == d)
+                .filter(|(p, _)| p.rsplit('/').next().is_some_and(|n| n.starts_with(prefix)))
+                .map(|(p, _)| p.clone())
+                .collect();
+            if !victims.is_empty() && user != "root" {
+                return err_out(1, "find: cannot delete: Permission denied\n");
+            }
+            for v in victims {
+                remove_tree(h, &v);
+            }
+            ok_out("")
+        }
         ("rmdir", args) => {
             let (ignore, dirs) = match args {
                 ["--ignore-fail-on-non-empty", rest @ ..] => (true, rest),

@@ -349,7 +349,7 @@ fn binary_version(path: &std::path::Path) -> Result<String, CliError> {
 
 fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     use ferry_core::k0s::K0sBinary;
-    use ferry_core::run::{self, Finish};
+    use ferry_core::run;
     use ferry_flow_k0s_upgrade::{Inputs, K0sUpgradeFlow, Mode};
 
     let options = args.safety.options()?;
@@ -405,6 +405,7 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         ready_timeout: Duration::from_secs(args.ready_timeout),
         delete_emptydir_data: args.delete_emptydir_data,
         force_bare_pods: args.force_bare_pods,
+        kubeconfig: std::path::absolute(&args.kubeconfig).ok(),
     };
     let flow = K0sUpgradeFlow::new();
     let kubeconfig = args.kubeconfig.clone();
@@ -425,43 +426,65 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         |(), session| run::start(&flow, inputs, session, dry_run),
     );
     // The report first: it says why the run goes on, stops, or leaves hosts behind.
-    let print_report = |out: &mut Output<'_>| {
-        if let (Some(report), Format::Text) = (flow.last_report(), args.output) {
-            out.result(&report.render());
-            out.result("\n");
-            if args.ignore_safety_checks && !report.is_ok() {
-                out.info("Ignoring safety checks and continuing with the upgrade\n");
-            }
+    let report = flow.last_report();
+    if let (Some(report), Format::Text) = (&report, args.output) {
+        out.result(&report.render());
+        out.result("\n");
+        if args.ignore_safety_checks && !report.is_ok() {
+            out.info("Ignoring safety checks and continuing with the upgrade\n");
         }
-    };
+    }
+    Ok(finish(r, report, args.output, out))
+}
+
+/// A run of the k0s upgrade flow as the CLI drives it.
+pub(crate) type K0sRun = Result<
+    Result<
+        ferry_core::run::Finish<ferry_flow_k0s_upgrade::UpgradeReport>,
+        ferry_core::run::RunError<ferry_flow_k0s_upgrade::K0sUpgradeError>,
+    >,
+    crate::session::DriveError,
+>;
+
+/// Prints what a run of the k0s upgrade came to (after its report, when there is one); its exit
+/// code.
+pub(crate) fn finish(
+    r: K0sRun,
+    report: Option<ferry_safety::Report>,
+    format: Format,
+    out: &mut Output<'_>,
+) -> u8 {
+    use ferry_core::run::{Finish, RunError};
     let fin = match r {
         Err(e) => {
             out.error(&e);
-            return Ok(exit::code(Ending::Failed));
+            return exit::code(Ending::Failed);
         }
         Ok(Err(e)) => {
-            print_report(out);
-            if let ferry_core::run::RunError::Checks(_) = &e {
-                if args.output == Format::Json {
-                    out.result(&format!(
+            if let RunError::Checks(checks) = &e {
+                match format {
+                    Format::Json => out.result(&format!(
                         "{}\n",
-                        serde_json::json!({ "report": flow.last_report(), "error": e.to_string() })
-                    ));
+                        serde_json::json!({ "report": report, "checks": checks, "error": e.to_string() })
+                    )),
+                    Format::Text if report.is_none() => out.info(&checks.render()),
+                    Format::Text => {}
                 }
-                out.info(
-                    "Unable to perform an online upgrade due to the unsafe conditions detected.\n",
-                );
+                if report.as_ref().is_some_and(|r| !r.is_ok()) {
+                    out.info(
+                        "Unable to perform an online upgrade due to the unsafe conditions detected.\n",
+                    );
+                }
             }
             out.error(&e);
-            return Ok(exit::code(Ending::of_run_error(&e)));
+            return exit::code(Ending::of_run_error(&e));
         }
         Ok(Ok(f)) => f,
     };
-    print_report(out);
     let code = exit::code(Ending::of_finish(&fin));
-    match (&fin, args.output) {
+    match (&fin, format) {
         (Finish::DryRun { checks, plan }, Format::Text) => {
-            if flow.last_report().is_none() {
+            if report.is_none() {
                 out.result(&checks.render());
             }
             out.result("Plan (dry run: nothing was changed)\n---------------\n");
@@ -469,12 +492,22 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         }
         (Finish::DryRun { checks, plan }, Format::Json) => out.result(&format!(
             "{}\n",
-            serde_json::json!({ "report": flow.last_report(), "checks": checks, "plan": plan })
+            serde_json::json!({ "report": report, "checks": checks, "plan": plan })
         )),
-        (Finish::Completed { report, .. }, Format::Text) => out.result(&report.render()),
-        (Finish::Completed { report, .. }, Format::Json) => out.result(&format!(
+        (
+            Finish::Completed {
+                report: summary, ..
+            },
+            Format::Text,
+        ) => out.result(&summary.render()),
+        (
+            Finish::Completed {
+                report: summary, ..
+            },
+            Format::Json,
+        ) => out.result(&format!(
             "{}\n",
-            serde_json::json!({ "report": flow.last_report(), "summary": report })
+            serde_json::json!({ "report": report, "summary": summary })
         )),
         (Finish::RollbackIncomplete { remaining, .. }, _) => out.info(&format!(
             "Still applied (undo order): {}\n",
@@ -482,5 +515,63 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         )),
         (Finish::RolledBack { .. } | Finish::Interrupted, _) => {}
     }
-    Ok(code)
+    code
+}
+
+/// `ferry resume` / `ferry rollback` of a k0s upgrade: the hosts and inputs from the journal,
+/// the kubeconfig from `--kubeconfig` or, when not given, the one the run used.
+pub(crate) fn journaled(
+    rt: &Runtime,
+    args: &crate::session::JournalArgs,
+    replay: &ferry_core::journal::Replay,
+    state: &std::path::Path,
+    out: &mut Output<'_>,
+    mode: super::resume::Mode,
+) -> Result<Option<K0sRun>, CliError> {
+    use ferry_core::run;
+    use ferry_flow_k0s_upgrade::{Journaled, K0sUpgradeFlow};
+    let j: Journaled = match serde_json::from_value(replay.inputs.clone()) {
+        Ok(j) => j,
+        Err(e) => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of flow {}: {e}",
+                state.display(),
+                replay.flow
+            )));
+            return Ok(None);
+        }
+    };
+    let Some(kubeconfig) = args.remote.kubeconfig.clone().or(j.kubeconfig) else {
+        out.error(&CliError::Usage(
+            "the journal names no kubeconfig: give --kubeconfig".into(),
+        ));
+        return Ok(None);
+    };
+    let (ssh, unchecked) = args.remote.ssh.options(&replay.hosts);
+    if unchecked {
+        out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
+    }
+    let connector = SshConnector::new(ssh).map_err(|e| CliError::Usage(e.to_string()))?;
+    let r = drive_with(
+        rt,
+        args.log,
+        out,
+        || async move {
+            let cluster = open_kubeconfig(&kubeconfig, KubeOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let connector: Arc<dyn Connector> = Arc::new(connector);
+            let cluster: Arc<dyn ferry_core::ClusterApi> = Arc::new(cluster);
+            Ok((connector, cluster, ()))
+        },
+        state.to_path_buf(),
+        |(), session| async move {
+            let flow = K0sUpgradeFlow::new();
+            match mode {
+                super::resume::Mode::Resume => run::resume(&flow, session).await,
+                super::resume::Mode::Rollback => run::rollback(&flow, session).await,
+            }
+        },
+    );
+    Ok(Some(r))
 }

@@ -8,6 +8,7 @@ use ferry_core::journal::Replay;
 use ferry_core::run;
 use ferry_flow_mke::{Journaled, MkeFlow};
 
+use super::k0s::K0sRun;
 use super::upgrade::{MkeRun, finish};
 use crate::exit::{self, Ending};
 use crate::session::{
@@ -41,6 +42,26 @@ pub enum Mode {
     Rollback,
 }
 
+/// A journaled run, by the flow that wrote it.
+pub(crate) enum JournaledRun {
+    Mke(MkeRun),
+    K0s(K0sRun),
+}
+
+/// Prints what a resumed run of any flow came to; its exit code.
+pub(crate) fn finish_any(
+    r: Option<JournaledRun>,
+    config_out: Option<&Path>,
+    format: Format,
+    out: &mut Output<'_>,
+) -> Result<u8, CliError> {
+    match r {
+        Some(JournaledRun::Mke(r)) => finish(r, config_out, format, out),
+        Some(JournaledRun::K0s(r)) => Ok(super::k0s::finish(r, None, format, out)),
+        None => Ok(exit::code(Ending::Failed)),
+    }
+}
+
 /// Runs the journaled run of the state directory forward or back, with the flow its journal
 /// names. `None` after the reason it cannot was printed.
 pub(crate) fn journaled(
@@ -48,7 +69,7 @@ pub(crate) fn journaled(
     args: &JournalArgs,
     out: &mut Output<'_>,
     mode: Mode,
-) -> Result<Option<MkeRun>, CliError> {
+) -> Result<Option<JournaledRun>, CliError> {
     let state = state_dir(
         rt,
         args.state_dir.as_deref(),
@@ -74,6 +95,10 @@ pub(crate) fn journaled(
         ));
         return Ok(None);
     }
+    if replay.flow == ferry_flow_k0s_upgrade::FLOW {
+        return super::k0s::journaled(rt, args, &replay, state, out, mode)
+            .map(|r| r.map(JournaledRun::K0s));
+    }
     let password_flag = args.mke3_admin_password.as_deref();
     let Some(request) = request(rt, &replay, state, password_flag, &args.remote, out)? else {
         return Ok(None);
@@ -92,7 +117,7 @@ pub(crate) fn journaled(
             }
         },
     );
-    Ok(Some(r))
+    Ok(Some(JournaledRun::Mke(r)))
 }
 
 /// The backend request of a journaled run: the flow its journal names, its hosts and inputs read
@@ -145,8 +170,6 @@ pub fn run_resume_with(
     args: &ResumeArgs,
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
-    match journaled(rt, &args.journal, out, Mode::Resume)? {
-        Some(r) => finish(r, args.config_out.as_deref(), args.output, out),
-        None => Ok(exit::code(Ending::Failed)),
-    }
+    let r = journaled(rt, &args.journal, out, Mode::Resume)?;
+    finish_any(r, args.config_out.as_deref(), args.output, out)
 }

@@ -3,7 +3,7 @@
 
 use ferry_core::run::Finish;
 
-use super::resume::{Mode, journaled};
+use super::resume::{JournaledRun, Mode, journaled};
 use super::upgrade::report_error;
 use crate::exit::{self, Ending};
 use crate::session::{JournalArgs, Runtime};
@@ -24,10 +24,19 @@ pub fn run_rollback_with(
     args: &RollbackArgs,
     out: &mut Output<'_>,
 ) -> Result<u8, CliError> {
-    let Some(r) = journaled(rt, &args.journal, out, Mode::Rollback)? else {
-        return Ok(exit::code(Ending::Failed));
-    };
-    Ok(match r {
+    Ok(match journaled(rt, &args.journal, out, Mode::Rollback)? {
+        None => exit::code(Ending::Failed),
+        Some(JournaledRun::Mke(r)) => outcome(r, out),
+        Some(JournaledRun::K0s(r)) => outcome(r, out),
+    })
+}
+
+/// The exit code of a rollback of any flow, after printing what is left when it is incomplete.
+fn outcome<R, E: exit::FlowError>(
+    r: Result<Result<Finish<R>, ferry_core::run::RunError<E>>, crate::session::DriveError>,
+    out: &mut Output<'_>,
+) -> u8 {
+    match r {
         Err(e) => {
             out.error(&e);
             exit::code(Ending::Failed)
@@ -58,5 +67,5 @@ pub fn run_rollback_with(
                 }
             }
         }
-    })
+    }
 }

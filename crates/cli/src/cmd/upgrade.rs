@@ -112,7 +112,11 @@ pub struct UpgradeArgs {
 pub type MkeRun = Result<Result<Finish<MkeReport>, RunError<MkeError>>, DriveError>;
 
 /// Prints an error of a run and returns its exit code.
-pub(crate) fn report_error(e: &RunError<MkeError>, format: Format, out: &mut Output<'_>) -> u8 {
+pub(crate) fn report_error<E: exit::FlowError>(
+    e: &RunError<E>,
+    format: Format,
+    out: &mut Output<'_>,
+) -> u8 {
     if let RunError::Checks(report) = e {
         match format {
             Format::Text => out.info(&report.render()),
@@ -141,10 +145,7 @@ pub fn run_upgrade_with(
             log: args.log,
         };
         let r = super::resume::journaled(rt, &journal, out, super::resume::Mode::Resume)?;
-        return match r {
-            Some(r) => finish(r, args.config_out.as_deref(), args.output, out),
-            None => Ok(exit::code(Ending::Failed)),
-        };
+        return super::resume::finish_any(r, args.config_out.as_deref(), args.output, out);
     }
     // clap enforces these unless --resume.
     let (Some(hosts_path), Some(username), Some(external)) = (

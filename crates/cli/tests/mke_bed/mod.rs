@@ -88,6 +88,45 @@ fn pipe(a: TcpStream, b: TcpStream) {
     let _ = t.join();
 }
 
+/// The API server as the testbed's hosts reach it: through a forwarder on the bridge address
+/// (the server listens on 127.0.0.1 only), with a kubeconfig that carries the CA and names the
+/// server's certificate name.
+pub struct HostApi {
+    pub kubeconfig: String,
+    forwarder: Forwarder,
+}
+
+impl HostApi {
+    pub fn start(server: &RealServer) -> HostApi {
+        let text = std::fs::read_to_string(&server.kubeconfig).unwrap();
+        let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let cluster = &mut kc["clusters"][0]["cluster"];
+        let server_url = cluster["server"].as_str().unwrap().to_string();
+        let target = server_url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        let forwarder = Forwarder::start(target);
+        cluster["server"] = format!("https://{}", forwarder.addr).into();
+        if let Some(ca) = cluster["certificate-authority"].as_str() {
+            // The hosts do not see this machine's files: the CA goes in the file.
+            use base64::Engine as _;
+            let pem = std::fs::read(ca).unwrap();
+            cluster["certificate-authority-data"] =
+                base64::engine::general_purpose::STANDARD.encode(pem).into();
+            cluster
+                .as_mapping_mut()
+                .unwrap()
+                .remove("certificate-authority");
+        }
+        cluster["tls-server-name"] = "127.0.0.1".into();
+        HostApi {
+            kubeconfig: serde_yaml::to_string(&kc).unwrap(),
+            forwarder,
+        }
+    }
+}
+
 /// The `ferry-mke3-sim` process; stopped (SIGTERM) when dropped.
 pub struct SimProcess {
     child: Child,
@@ -217,29 +256,10 @@ impl Bed {
         let tmp = tempfile::tempdir().unwrap();
 
         // The API server as the hosts see it.
-        let text = std::fs::read_to_string(&server.kubeconfig).unwrap();
-        let mut kc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        let cluster = &mut kc["clusters"][0]["cluster"];
-        let server_url = cluster["server"].as_str().unwrap().to_string();
-        let target = server_url
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_string();
-        let forwarder = Forwarder::start(target);
-        cluster["server"] = format!("https://{}", forwarder.addr).into();
-        if let Some(ca) = cluster["certificate-authority"].as_str() {
-            // The hosts do not see this machine's files: the CA goes in the file.
-            use base64::Engine as _;
-            let pem = std::fs::read(ca).unwrap();
-            cluster["certificate-authority-data"] =
-                base64::engine::general_purpose::STANDARD.encode(pem).into();
-            cluster
-                .as_mapping_mut()
-                .unwrap()
-                .remove("certificate-authority");
-        }
-        cluster["tls-server-name"] = "127.0.0.1".into();
-        let host_kubeconfig = serde_yaml::to_string(&kc).unwrap();
+        let HostApi {
+            kubeconfig: host_kubeconfig,
+            forwarder,
+        } = HostApi::start(&server);
 
         let k0s = tmp.path().join("k0s");
         let st = Command::new("strip")

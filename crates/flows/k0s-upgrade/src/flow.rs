@@ -56,6 +56,9 @@ pub struct Inputs {
     pub ready_timeout: Duration,
     pub delete_emptydir_data: bool,
     pub force_bare_pods: bool,
+    /// The kubeconfig the run used, kept in the journal (a path, never its content) so that
+    /// `ferry resume` and `ferry rollback` reach the same cluster without being told.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// A host as the plan sees it.
@@ -94,6 +97,9 @@ pub struct Journaled {
     pub at_target: Vec<String>,
     /// Hosts left behind by `--partial-ok`, with why.
     pub left_behind: BTreeMap<String, Vec<String>>,
+    /// The kubeconfig of the run (see [`Inputs::kubeconfig`]).
+    #[serde(default)]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// What a completed upgrade reports.
@@ -351,6 +357,7 @@ fn select(
         hosts,
         at_target,
         left_behind,
+        kubeconfig: inputs.kubeconfig.clone(),
     })
 }
 
@@ -407,10 +414,20 @@ impl Flow for K0sUpgradeFlow {
         cx.log.info("==> Running phase: Gather facts");
         let d = discover(&cx.connected(), cx.cluster.as_ref()).await?;
         let mut checks = CheckReport::new("Validate Online Upgrade");
+        // A host already at the target is not touched: what it runs is no reason to stop.
+        let at_target: std::collections::BTreeSet<&str> = d
+            .hosts
+            .iter()
+            .filter(|h| {
+                h.version.as_deref().and_then(|v| v.parse::<Version>().ok()) == Some(target)
+            })
+            .map(|h| h.name.as_str())
+            .collect();
         let report = match inputs.mode {
             Mode::Online => {
                 cx.log.info("==> Running phase: Validate Online Upgrade");
                 let mut r = check(&d, &inputs.checks);
+                r.nodes.retain(|n| !at_target.contains(n.name.as_str()));
                 r.set_ignored(inputs.ignore_safety_checks);
                 report_findings(&r, &inputs, &mut checks);
                 Some(r)

@@ -264,6 +264,8 @@ impl NodeStep {
 
     async fn unswap(&self, prepared: &Swap) -> Result<(), StepError> {
         let h = self.exec()?;
+        // A host that died during the upload keeps the temporary file beside the binary.
+        ferry_core::exec::discard_partial_uploads(h, K0S_BIN).await?;
         if exists(h, "-f", PREVIOUS_BIN).await? {
             // Copied next to the target and renamed over it: never a half-written binary,
             // and no "text file busy" if a k0s process still runs the replaced file.

@@ -800,6 +800,10 @@ impl MkeStep {
         if !before.binary_existed {
             ok(h, sudo("rm", &["-f", K0S_BIN])).await?;
         }
+        // A host that died while a file was being uploaded keeps the temporary file.
+        for path in [K0S_BIN, K0S_CONFIG, K0S_TOKEN] {
+            ferry_core::exec::discard_partial_uploads(h, path).await?;
+        }
         rmdir_if_new(h, K0S_DIR, before.dir_existed).await?;
         k0s.reload().await?;
         self.cx
