@@ -11,6 +11,9 @@
 //! one at a time with a backup each, the workers drained and uncordoned; never let the
 //! Deployment's ready pods fall below the budget's minimum (polled every 100 ms while it runs);
 //! leave every node Ready and reporting the new kubelet version; and do nothing when run again.
+//! Then, towards v1.32.7+k0s.0 with a bare pod on h4: the online run refuses (exit 3) and
+//! changes nothing, `--partial-ok` moves every host but h4 and names it, and
+//! `--ignore-safety-checks` (with `--force-bare-pods`) moves h4 too.
 //!
 //! The hosts are reset at the start and at the end, so the MKE 3 tests find hosts to provision.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +35,7 @@ use serde_json::json;
 
 const OLD: &str = "v1.31.1+k0s.1";
 const NEW: &str = "v1.32.6+k0s.0";
+const NEWER: &str = "v1.32.7+k0s.0";
 const NS: &str = "rollout";
 const CONTROLLERS: usize = 3;
 
@@ -44,6 +48,7 @@ struct K0sBed {
     tmp: tempfile::TempDir,
     old: PathBuf,
     new: PathBuf,
+    newer: PathBuf,
     _api: HostApi,
 }
 
@@ -85,8 +90,10 @@ impl K0sBed {
         assert!(st.success(), "strip the k0s double");
         let old = tmp.path().join(format!("k0s-{OLD}"));
         let new = tmp.path().join(format!("k0s-{NEW}"));
+        let newer = tmp.path().join(format!("k0s-{NEWER}"));
         stamped(&stripped, &old, OLD);
         stamped(&stripped, &new, NEW);
+        stamped(&stripped, &newer, NEWER);
         let api = HostApi::start(&server);
         let bed = K0sBed {
             dir,
@@ -97,6 +104,7 @@ impl K0sBed {
             tmp,
             old,
             new,
+            newer,
             _api: api,
         };
         bed.reset();
@@ -315,6 +323,84 @@ impl K0sBed {
                     Ok(())
                 } else {
                     Err(format!("{ready} ready, {allowed} allowed"))
+                }
+            },
+        ));
+    }
+
+    /// The web pods deleted and recreated by their Deployment, two on each worker.
+    fn respread(&self) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        self.rt.block_on(async {
+            pods.delete_collection(
+                &DeleteParams::default(),
+                &ListParams::default().labels("app=web"),
+            )
+            .await
+            .unwrap();
+        });
+        self.rt.block_on(eventually(
+            "4 ready web pods, two on each worker",
+            Duration::from_secs(120),
+            || async {
+                let list = pods
+                    .list(&ListParams::default().labels("app=web"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let on = |w: &str| {
+                    list.items
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(w))
+                        .count()
+                };
+                let ready = ready_pods(&self.client).await?;
+                let per: Vec<usize> = self.workers().iter().map(|w| on(w)).collect();
+                if ready == 4 && per.iter().all(|n| *n == 2) {
+                    Ok(())
+                } else {
+                    Err(format!("{ready} ready, per worker {per:?}"))
+                }
+            },
+        ));
+    }
+
+    /// A pod without a controller, bound to `node`.
+    fn bare_pod(&self, name: &str, node: &str) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        let pp = PatchParams::apply("ferry-test").force();
+        self.rt.block_on(async {
+            pods.patch(
+                name,
+                &pp,
+                &Patch::Apply(json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": NS, "labels": {"app": "debug"}},
+                    "spec": {
+                        "nodeName": node,
+                        "containers": [{"name": "sh", "image": "registry.invalid/debug:1"}],
+                        "automountServiceAccountToken": false,
+                        "terminationGracePeriodSeconds": 0
+                    }
+                })),
+            )
+            .await
+            .unwrap();
+        });
+        self.rt.block_on(eventually(
+            &format!("the bare pod {name} ready on {node}"),
+            Duration::from_secs(60),
+            || async {
+                let p = pods.get(name).await.map_err(|e| e.to_string())?;
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if ready {
+                    Ok(())
+                } else {
+                    Err("not ready".into())
                 }
             },
         ));
@@ -630,4 +716,84 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
         stdout.contains("0 host(s) upgraded, 5 already at it"),
         "{stdout}"
     );
+
+    // the upgrade left every web pod on the worker drained last: spread them again, then a
+    // bare pod on h4 makes it unsafe: the online run refuses and changes nothing
+    bed.respread();
+    let newer = bed.newer.to_str().unwrap().to_string();
+    bed.bare_pod("debug", &bed.hosts[3]);
+    let run = |extra: &[&str], state: &str| {
+        let mut args = vec![
+            "k0s",
+            "upgrade",
+            "online",
+            "--k0s-binary",
+            &newer,
+            "--state-dir",
+            state,
+        ];
+        args.extend_from_slice(extra);
+        bed.ferry(&args).output().unwrap()
+    };
+    let s1 = bed.tmp.path().join("s1");
+    let out = run(&[], s1.to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "- The pod \"rollout/debug\" is not being managed by a controller. Upgrading this node might result in data or availability loss."
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr
+            .contains("Unable to perform an online upgrade due to the unsafe conditions detected."),
+        "{stderr}"
+    );
+    assert_eq!(bed.versions(), vec![NEW; 5]);
+
+    // --partial-ok: every host but h4 moves, and the summary says h4 was left behind
+    let s2 = bed.tmp.path().join("s2");
+    let out = run(&["--partial-ok"], s2.to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "k0s {NEWER}: 4 host(s) upgraded, 0 already at it, 1 left behind"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Partial upgrade: these hosts were not upgraded:\n  10.123.1.4: The pod \"rollout/debug\""), "{stdout}");
+    let v = bed.versions();
+    assert_eq!(v[3], NEW, "{v:?}");
+    assert!(
+        v.iter().enumerate().all(|(i, x)| i == 3 || x == NEWER),
+        "{v:?}"
+    );
+
+    // --ignore-safety-checks (with the drain allowed to evict the bare pod): h4 moves too
+    let s3 = bed.tmp.path().join("s3");
+    let out = run(
+        &["--ignore-safety-checks", "--force-bare-pods"],
+        s3.to_str().unwrap(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("[WARNING]"), "{stdout}");
+    assert!(
+        stderr.contains("Ignoring safety checks and continuing with the upgrade"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("k0s {NEWER}: 1 host(s) upgraded, 4 already at it")),
+        "{stdout}"
+    );
+    bed.assert_running(NEWER);
 }

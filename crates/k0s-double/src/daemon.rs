@@ -329,13 +329,23 @@ fn join_worker(env: &Env, tok: &(Token, String)) {
     }
 }
 
-/// The kubelet registers its Node, retrying as a kubelet does until the API answers.
+/// The kubelet registers its Node, retrying as a kubelet does until the API answers, then keeps
+/// reporting its version in the Node's status as a kubelet's status updates do (kwok's first
+/// status of a new Node can land after the double's and carry kwok's own version).
 fn register_node(env: &Env, controller: bool, taint: bool) {
     loop {
         match crate::node::register(env, controller, taint) {
-            Ok(()) => return,
+            Ok(()) => break,
             Err(e) => eprintln!("kubelet: {e}"),
         }
         std::thread::sleep(Duration::from_secs(2));
+    }
+    let mut pause = Duration::from_secs(1);
+    loop {
+        std::thread::sleep(pause);
+        if let Err(e) = crate::node::report_version(env) {
+            eprintln!("kubelet: {e}");
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
     }
 }

@@ -80,16 +80,45 @@ pub fn register(env: &Env, controller: bool, taint: bool) -> Result<(), Error> {
         api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&node))
             .await
             .map_err(|e| Error::msg(format!("cannot register node {name}: {e}")))?;
-        // The kubelet reports its version in the Node's status (kwok's stages keep a version
-        // that is there), so an upgraded node says so once it runs again.
-        let status = serde_json::json!({ "status": { "nodeInfo": {
-            "kubeletVersion": crate::env::kubelet_version(crate::env::version()),
-        } } });
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::msg(format!("cannot report the version of node {name}: {e}")))
+        patch_version(&api, &name).await
     })
+}
+
+/// The kubelet reports its version in the Node's status (kwok's stages keep a version that is
+/// there), so an upgraded node says so once it runs again. Writes only when it differs.
+pub fn report_version(env: &Env) -> Result<(), Error> {
+    let name = env.hostname();
+    runtime()?.block_on(async {
+        let Some(api) = nodes(env).await? else {
+            return Ok(());
+        };
+        let want = crate::env::kubelet_version(crate::env::version());
+        match api.get_opt(&name).await {
+            Ok(Some(n)) => {
+                let have = n
+                    .status
+                    .and_then(|s| s.node_info)
+                    .map(|i| i.kubelet_version);
+                if have.as_deref() == Some(want.as_str()) {
+                    return Ok(());
+                }
+            }
+            // deleted under us: the registration loop of a real kubelet would make it again
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Error::msg(format!("cannot read node {name}: {e}"))),
+        }
+        patch_version(&api, &name).await
+    })
+}
+
+async fn patch_version(api: &Api<Node>, name: &str) -> Result<(), Error> {
+    let status = serde_json::json!({ "status": { "nodeInfo": {
+        "kubeletVersion": crate::env::kubelet_version(crate::env::version()),
+    } } });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::msg(format!("cannot report the version of node {name}: {e}")))
 }
 
 /// The kubelet stopped: kwok no longer keeps the Node Ready.
