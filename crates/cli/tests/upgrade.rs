@@ -540,27 +540,36 @@ fn the_warning_of_insecure_skip_tls_verify_reaches_the_output() {
 
 #[test]
 fn a_journal_of_a_flow_this_ferry_does_not_know_is_refused_and_left_alone() {
-    let env = Env::new();
-    std::fs::create_dir_all(env.state()).unwrap();
-    let journal = env.state().join("journal.jsonl");
-    let header = r#"{"v":2,"seq":1,"unix":0,"type":"header","run_id":"r9","flow":"k0s-upgrade","tool":"ferry 9","inputs":{},"hosts":[],"plan":{"flow":"k0s-upgrade","phases":[]}}"#;
-    std::fs::write(&journal, format!("{header}\n")).unwrap();
-    let state = env.state().display().to_string();
-    for cmd in ["resume", "rollback"] {
-        let r = env.run(&[cmd, "--state-dir", &state]);
-        assert_eq!(r.code, exit::FAILED, "{cmd}: {}", r.stderr);
-        assert!(
-            r.stderr
-                .contains("written by flow \"k0s-upgrade\", which this ferry does not know"),
-            "{cmd}: {}",
-            r.stderr
+    // an unknown flow, and a known one whose journaled inputs are not its own
+    for (flow, want) in [
+        (
+            "no-such-flow",
+            "written by flow \"no-such-flow\", which this ferry does not know",
+        ),
+        (
+            "k0s-upgrade",
+            "does not hold the inputs of flow k0s-upgrade",
+        ),
+    ] {
+        let env = Env::new();
+        std::fs::create_dir_all(env.state()).unwrap();
+        let journal = env.state().join("journal.jsonl");
+        let header = format!(
+            r#"{{"v":2,"seq":1,"unix":0,"type":"header","run_id":"r9","flow":"{flow}","tool":"ferry 9","inputs":{{}},"hosts":[],"plan":{{"flow":"{flow}","phases":[]}}}}"#
         );
+        std::fs::write(&journal, format!("{header}\n")).unwrap();
+        let state = env.state().display().to_string();
+        for cmd in ["resume", "rollback"] {
+            let r = env.run(&[cmd, "--state-dir", &state]);
+            assert_eq!(r.code, exit::FAILED, "{cmd}: {}", r.stderr);
+            assert!(r.stderr.contains(want), "{cmd}: {}", r.stderr);
+        }
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap(),
+            format!("{header}\n")
+        );
+        assert!(env.world.calls().is_empty());
     }
-    assert_eq!(
-        std::fs::read_to_string(&journal).unwrap(),
-        format!("{header}\n")
-    );
-    assert!(env.world.calls().is_empty());
 }
 
 #[test]
