@@ -292,6 +292,29 @@ impl KubeCluster {
         }
     }
 
+    /// Every controller of one kind, its counts read by `counts`: (metadata, desired, ready),
+    /// with a missing desired count 1 (the API's default) and a missing ready count 0.
+    async fn list_controllers<K>(
+        &self,
+        kind: &str,
+        counts: impl Fn(K) -> (kube::api::ObjectMeta, Option<i32>, Option<i32>),
+    ) -> Result<Vec<Controller>, ClusterError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        Ok(self
+            .list_all(&api, ListParams::default(), &format!("list {kind}s"))
+            .await?
+            .into_iter()
+            .map(|o| {
+                let (meta, desired, ready) = counts(o);
+                controller(kind, meta, desired.unwrap_or(1), ready.unwrap_or(0))
+            })
+            .collect())
+    }
+
     /// The API resource of `api_version`/`kind` through discovery, cached.
     async fn resource(
         &self,
@@ -693,74 +716,55 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn controllers(&self, kind: &str) -> Result<Vec<Controller>, ClusterError> {
-        let c = self.client.clone();
-        let what = format!("list {kind}s");
-        let lp = ListParams::default();
+        // (metadata, desired, ready) of each kind: replicas and ready replicas; a DaemonSet's
+        // scheduled and ready counts; a Job's parallelism and ready pods.
         let mut v: Vec<Controller> = match kind {
-            "Deployment" => self
-                .list_all(&Api::<apps::Deployment>::all(c), lp, &what)
+            "Deployment" => {
+                self.list_controllers(kind, |d: apps::Deployment| {
+                    let ready = d.status.and_then(|s| s.ready_replicas);
+                    (d.metadata, d.spec.and_then(|s| s.replicas), ready)
+                })
                 .await?
-                .into_iter()
-                .map(|d| {
+            }
+            "ReplicaSet" => {
+                self.list_controllers(kind, |r: apps::ReplicaSet| {
+                    let ready = r.status.and_then(|s| s.ready_replicas);
+                    (r.metadata, r.spec.and_then(|s| s.replicas), ready)
+                })
+                .await?
+            }
+            "StatefulSet" => {
+                self.list_controllers(kind, |r: apps::StatefulSet| {
+                    let ready = r.status.and_then(|s| s.ready_replicas);
+                    (r.metadata, r.spec.and_then(|s| s.replicas), ready)
+                })
+                .await?
+            }
+            "ReplicationController" => {
+                self.list_controllers(kind, |r: core::ReplicationController| {
+                    let ready = r.status.and_then(|s| s.ready_replicas);
+                    (r.metadata, r.spec.and_then(|s| s.replicas), ready)
+                })
+                .await?
+            }
+            "DaemonSet" => {
+                self.list_controllers(kind, |d: apps::DaemonSet| {
                     let st = d.status.unwrap_or_default();
-                    let desired = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                    controller(kind, d.metadata, desired, st.ready_replicas.unwrap_or(0))
-                })
-                .collect(),
-            "ReplicaSet" => self
-                .list_all(&Api::<apps::ReplicaSet>::all(c), lp, &what)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    let st = r.status.unwrap_or_default();
-                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
-                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
-                })
-                .collect(),
-            "StatefulSet" => self
-                .list_all(&Api::<apps::StatefulSet>::all(c), lp, &what)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    let st = r.status.unwrap_or_default();
-                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
-                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
-                })
-                .collect(),
-            "ReplicationController" => self
-                .list_all(&Api::<core::ReplicationController>::all(c), lp, &what)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    let st = r.status.unwrap_or_default();
-                    let desired = r.spec.and_then(|s| s.replicas).unwrap_or(1);
-                    controller(kind, r.metadata, desired, st.ready_replicas.unwrap_or(0))
-                })
-                .collect(),
-            "DaemonSet" => self
-                .list_all(&Api::<apps::DaemonSet>::all(c), lp, &what)
-                .await?
-                .into_iter()
-                .map(|d| {
-                    let st = d.status.unwrap_or_default();
-                    controller(
-                        kind,
+                    (
                         d.metadata,
-                        st.desired_number_scheduled,
-                        st.number_ready,
+                        Some(st.desired_number_scheduled),
+                        Some(st.number_ready),
                     )
                 })
-                .collect(),
-            "Job" => self
-                .list_all(&Api::<Job>::all(c), lp, &what)
                 .await?
-                .into_iter()
-                .map(|j| {
-                    let desired = j.spec.and_then(|s| s.parallelism).unwrap_or(1);
-                    let ready = j.status.and_then(|s| s.ready).unwrap_or(0);
-                    controller(kind, j.metadata, desired, ready)
+            }
+            "Job" => {
+                self.list_controllers(kind, |j: Job| {
+                    let ready = j.status.and_then(|s| s.ready);
+                    (j.metadata, j.spec.and_then(|s| s.parallelism), ready)
                 })
-                .collect(),
+                .await?
+            }
             other => {
                 return Err(ClusterError::Invalid(format!(
                     "{other} is not a controller kind ferry reads (one of {})",

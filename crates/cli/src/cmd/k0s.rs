@@ -414,14 +414,7 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         rt,
         args.log,
         out,
-        || async move {
-            let cluster = open_kubeconfig(&kubeconfig, KubeOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let connector: Arc<dyn Connector> = Arc::new(connector);
-            let cluster: Arc<dyn ferry_core::ClusterApi> = Arc::new(cluster);
-            Ok((connector, cluster, ()))
-        },
+        || backends(kubeconfig, connector),
         state,
         |(), session| run::start(&flow, inputs, session, dry_run),
     );
@@ -435,6 +428,17 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         }
     }
     Ok(finish(r, report, args.output, out))
+}
+
+/// The backends of a k0s upgrade: OpenSSH to the hosts and the Kubernetes API of `kubeconfig`.
+async fn backends(
+    kubeconfig: PathBuf,
+    connector: SshConnector,
+) -> Result<(Arc<dyn Connector>, Arc<dyn ferry_core::ClusterApi>, ()), String> {
+    let cluster = open_kubeconfig(&kubeconfig, KubeOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Arc::new(connector), Arc::new(cluster), ()))
 }
 
 /// A run of the k0s upgrade flow as the CLI drives it.
@@ -556,14 +560,7 @@ pub(crate) fn journaled(
         rt,
         args.log,
         out,
-        || async move {
-            let cluster = open_kubeconfig(&kubeconfig, KubeOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let connector: Arc<dyn Connector> = Arc::new(connector);
-            let cluster: Arc<dyn ferry_core::ClusterApi> = Arc::new(cluster);
-            Ok((connector, cluster, ()))
-        },
+        || backends(kubeconfig, connector),
         state.to_path_buf(),
         |(), session| async move {
             let flow = K0sUpgradeFlow::new();
