@@ -160,19 +160,40 @@ pub fn daemon_pid(env: &Env, name: &str) -> Option<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    running(pid) && is_k0s(pid)
+}
+
+/// Whether any thread of the process has yet to exit. The daemon is multi-threaded: when it is
+/// signalled, its main thread can show as a zombie (and its command line as empty) while the
+/// other threads are still exiting and the process's files, its listening ports among them,
+/// are still open. Only when every thread is gone is the port free for the next start.
+fn running(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    // `pid (comm) S ...`: the state follows the last parenthesis.
-    let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start());
-    if state.is_none_or(|s| s.starts_with('Z') || s.starts_with('X')) {
+    tasks.flatten().any(|t| {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) S ...`: the state follows the last parenthesis.
+        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start());
+        state.is_some_and(|s| !s.starts_with('Z') && !s.starts_with('X'))
+    })
+}
+
+/// Whether the process is a k0s daemon (`k0s controller|worker ...`): a stale pid file may
+/// name a reused pid. Any thread's view will do while the main thread's may already be empty.
+fn is_k0s(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
-    }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    cmdline
-        .split(|b| *b == 0)
-        .nth(1)
-        .is_some_and(|a| a == b"controller" || a == b"worker")
+    };
+    tasks.flatten().any(|t| {
+        let cmdline = std::fs::read(t.path().join("cmdline")).unwrap_or_default();
+        cmdline
+            .split(|b| *b == 0)
+            .nth(1)
+            .is_some_and(|a| a == b"controller" || a == b"worker")
+    })
 }
 
 /// Whether k0s answers on its status socket.
@@ -358,11 +379,11 @@ fn initd_stop(env: &Env, name: &str) -> Result<(), Error> {
     println!("Stopping {name}..");
     signal(pid, "TERM")?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
+    while running(pid) {
         if Instant::now() >= deadline {
             signal(pid, "KILL")?;
             std::thread::sleep(Duration::from_millis(200));
-            if alive(pid) {
+            if running(pid) {
                 return Err(Error::msg(
                     "Not stopped; may still be shutting down or shutdown may have failed",
                 ));
@@ -387,7 +408,7 @@ fn signal(pid: u32, sig: &str) -> Result<(), Error> {
         .args(["-c", "kill -s \"$1\" \"$2\"", "sh", sig, &pid.to_string()])
         .output()
         .map_err(|e| Error::io("cannot run kill", e))?;
-    if out.status.success() || !alive(pid) {
+    if out.status.success() || !running(pid) {
         Ok(())
     } else {
         Err(Error::msg(format!(
