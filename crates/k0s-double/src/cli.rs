@@ -40,7 +40,8 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     }
 }
 
-/// `k0s install controller|worker [--config F] [--token-file F] [--enable-worker] [--force]`.
+/// `k0s install controller|worker [--config F] [--token-file F] [--enable-worker [--no-taints]]
+/// [--force]`.
 fn install(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
     if role != "controller" && role != "worker" {
         return Err(Error::msg(format!(
@@ -93,6 +94,11 @@ fn install(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
     let mut daemon_args = vec![role.to_string()];
     if role == "controller" && flags.enable_worker {
         daemon_args.push("--enable-worker".into());
+        // k0s keeps the flag in the service: the controller's Node is registered untainted at
+        // every start, not only the first
+        if flags.no_taints {
+            daemon_args.push("--no-taints".into());
+        }
     }
     if let Some(c) = &flags.config {
         daemon_args.push(format!("--config={}", absolute(c)?));

@@ -492,3 +492,23 @@ fn a_stamped_copy_is_that_release_and_a_restart_runs_the_replaced_file() {
     assert_eq!(parse_status(&run(&["status"])).version, "v1.32.6+k0s.0");
     run(&["stop"]);
 }
+
+/// `--no-taints` with `--enable-worker` stays in the service, as k0s keeps it: the controller's
+/// Node is registered untainted at every start, not only after the install.
+#[test]
+fn no_taints_is_kept_in_the_service() {
+    let h = Host::new("c1", 22600);
+    h.ok(&[
+        "install",
+        "controller",
+        "--enable-worker",
+        "--no-taints",
+        "--config",
+        "/etc/k0s/k0s.yaml",
+    ]);
+    let script = std::fs::read_to_string(h.path("/etc/init.d/k0scontroller")).unwrap();
+    assert!(
+        script.contains(" controller --enable-worker --no-taints --config=/etc/k0s/k0s.yaml\""),
+        "{script}"
+    );
+}
