@@ -22,6 +22,7 @@
 //! - **Errors**: 401, 403, 404, 409 and timeouts map to their [`ClusterError`] kinds; 5xx and
 //!   connection failures are [`ClusterError::Unavailable`].
 
+mod pb;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -288,6 +289,77 @@ impl KubeCluster {
             match list.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(c) => lp = lp.continue_token(&c),
                 None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every pod `lp` selects, following `continue` tokens, asking for the API server's
+    /// protobuf encoding first and JSON second (`pb`): the server answers with the one it has,
+    /// and the answer's content type says which. A refusal is decoded from either.
+    async fn list_pods(&self, lp: ListParams) -> Result<Vec<Pod>, ClusterError> {
+        let what = "list pods";
+        let invalid = |e: String| ClusterError::Invalid(format!("{what}: {e}"));
+        let mut lp = lp.limit(500);
+        let mut pods = Vec::new();
+        loop {
+            let request = kube::core::Request::new("/api/v1/pods")
+                .list(&lp)
+                .map_err(|e| invalid(e.to_string()))?;
+            let (mut parts, body) = request.into_parts();
+            parts.headers.insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(
+                    "application/vnd.kubernetes.protobuf, application/json",
+                ),
+            );
+            let request = http::Request::from_parts(parts, kube::client::Body::from(body));
+            let response = self
+                .client
+                .send(request)
+                .await
+                .map_err(|e| self.map_err(what, e))?;
+            let code = response.status().as_u16();
+            let protobuf = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with(pb::MEDIA_TYPE));
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| ClusterError::Unavailable(format!("{what}: {}", error_chain(&e))))?;
+            if !(200..300).contains(&code) {
+                let message = if protobuf {
+                    pb::status_message(&bytes)
+                } else {
+                    serde_json::from_slice::<kube::core::Status>(&bytes)
+                        .ok()
+                        .map(|s| s.message)
+                }
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+                return Err(status_error(
+                    what,
+                    code,
+                    &message,
+                    self.options.read_timeout,
+                ));
+            }
+            let next = if protobuf {
+                let (items, next) =
+                    pb::pod_list(&bytes).map_err(|e| invalid(format!("unexpected answer: {e}")))?;
+                pods.extend(items.into_iter().map(pb_pod));
+                next
+            } else {
+                let list: kube::core::ObjectList<core::Pod> = serde_json::from_slice(&bytes)
+                    .map_err(|e| invalid(format!("unexpected answer: {e}")))?;
+                pods.extend(list.items.into_iter().map(to_pod));
+                list.metadata.continue_.filter(|c| !c.is_empty())
+            };
+            match next {
+                Some(c) => lp = lp.continue_token(&c),
+                None => return Ok(pods),
             }
         }
     }
@@ -617,6 +689,59 @@ fn to_pod(p: core::Pod) -> Pod {
     }
 }
 
+/// [`to_pod`] for a pod read as protobuf.
+fn pb_pod(p: pb::Pod) -> Pod {
+    let meta = p.metadata.unwrap_or_default();
+    let owners = &meta.owner_references;
+    let owner = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first())
+        .map(|o| Owner {
+            kind: o.kind.clone().unwrap_or_default(),
+            name: o.name.clone().unwrap_or_default(),
+        });
+    let spec = p.spec.unwrap_or_default();
+    let volumes = spec
+        .volumes
+        .into_iter()
+        .map(|v| {
+            let name = v.name.unwrap_or_default();
+            let source = v.volume_source.unwrap_or_default();
+            if source.empty_dir.is_some() {
+                Volume::EmptyDir { name }
+            } else if let Some(h) = source.host_path {
+                Volume::HostPath {
+                    name,
+                    path: h.path.unwrap_or_default(),
+                }
+            } else if let Some(c) = source.persistent_volume_claim {
+                Volume::PersistentVolumeClaim {
+                    name,
+                    claim: c.claim_name.unwrap_or_default(),
+                }
+            } else {
+                Volume::Other { name }
+            }
+        })
+        .collect();
+    let status = p.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.r#type.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
+    Pod {
+        namespace: meta.namespace.unwrap_or_default(),
+        name: meta.name.unwrap_or_default(),
+        node: spec.node_name,
+        labels: meta.labels,
+        owner,
+        volumes,
+        phase: status.phase.unwrap_or_default(),
+        ready,
+    }
+}
+
 fn to_selector(
     s: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 ) -> LabelSelector {
@@ -688,17 +813,11 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn pods(&self, node: Option<&str>) -> Result<Vec<Pod>, ClusterError> {
-        let api: Api<core::Pod> = Api::all(self.client.clone());
         let lp = match node {
             Some(n) => ListParams::default().fields(&format!("spec.nodeName={n}")),
             None => ListParams::default(),
         };
-        let mut pods: Vec<Pod> = self
-            .list_all(&api, lp, "list pods")
-            .await?
-            .into_iter()
-            .map(to_pod)
-            .collect();
+        let mut pods = self.list_pods(lp).await?;
         pods.sort_by_key(key);
         Ok(pods)
     }
