@@ -1,0 +1,482 @@
+//! The fault matrix of `ferry k0s upgrade online` on the testbed's k0s cluster of real parts
+//! (`k0s_bed`: 3 controllers, one of them running workloads, and 2 workers, from v1.31.1+k0s.1
+//! to v1.32.6+k0s.0): broken on purpose at every step of its plan, the run must give back
+//! exactly what it found, compared by a digest of every host (k0s's state, every file under
+//! `/etc`, `/var/lib`, `/usr/local` with its SHA-256, the kept backups left out) and of the
+//! hosts' Nodes and the Deployment (`k0s_bed::Digest`).
+//!
+//! Cases:
+//! * **host-fault**: a k0s command fails on a host (the double's fault file names `backup`,
+//!   `stop` or `start`), for every host the command runs on. The run must exit 4 (rolled back).
+//!   A fault that stays also fails the rollback's own use of the command (`start` brings the old
+//!   release back): then ferry must exit 5 naming what is left, and once the fault is gone
+//!   `ferry rollback` must finish.
+//! * **sigint STEP**: SIGINT to ferry as soon as the journal shows STEP started, for every step
+//!   of the plan: exit 4 (or 0 when it was the last step and the run completed first).
+//! * **kill9 STEP then rollback**: SIGKILL as soon as the journal shows STEP applied; then
+//!   `ferry rollback` must exit 0 and give back the start's digest.
+//! * **kill9 STEP then resume**: the same kill; then `ferry resume` must exit 0 and leave what
+//!   an uninterrupted run leaves ([`Digest::shape`], against an uninterrupted run's).
+//!
+//! Which cases run: `FERRY_CHAOS=all` the whole matrix; `FERRY_CHAOS=only:NAME;NAME` the named
+//! ones; otherwise the fixed [`SAMPLE`] plus [`BY_HASH`] cases chosen by the commit hash
+//! (`FERRY_CHAOS_SEED`, else `git rev-parse HEAD`). It prints `k0s chaos: N cases, P passed` and
+//! fails listing every case that went wrong, with the differing lines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod k0s_bed;
+mod mke_bed;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_core::engine::Plan;
+use ferry_kube_api::testing::real::announce;
+use k0s_bed::{CONTROLLERS, Digest, K0sBed};
+
+/// Cases every run includes: a fault on a controller and on a worker, SIGINT in a controller's
+/// swap, in a drain and in the last uncordon, kill -9 then rollback and then resume.
+const SAMPLE: [&str; 7] = [
+    "host-fault k0s backup on h2",
+    "host-fault k0s start on h5",
+    "sigint k0s.node.replace-binary@host:10.123.1.1",
+    "sigint k0s.node.drain@host:10.123.1.3",
+    "kill9 k0s.node.start@host:10.123.1.2 then rollback",
+    "kill9 k0s.node.stop@host:10.123.1.4 then resume",
+    "kill9 k0s.node.wait-ready@host:10.123.1.5 then rollback",
+];
+/// Cases chosen by the commit hash besides the sample.
+const BY_HASH: usize = 2;
+
+#[derive(Debug, Clone)]
+enum Fault {
+    /// `k0s <command>` fails on the host (index into the bed's hosts).
+    K0s { host: usize, command: &'static str },
+    /// SIGINT once the step has started.
+    Sigint { step: String },
+    /// SIGKILL once the step was applied, then `ferry rollback` or `ferry resume`.
+    Kill9 { step: String, resume: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    name: String,
+    fault: Fault,
+}
+
+fn all_cases(bed: &K0sBed, plan: &Plan) -> Vec<Case> {
+    let mut v = Vec::new();
+    for (i, h) in bed.hosts.iter().enumerate() {
+        let commands: &[&'static str] = if i < CONTROLLERS {
+            &["backup", "stop", "start"]
+        } else {
+            &["stop", "start"]
+        };
+        for command in commands {
+            v.push(Case {
+                name: format!("host-fault k0s {command} on {h}"),
+                fault: Fault::K0s { host: i, command },
+            });
+        }
+    }
+    for s in plan.steps() {
+        let step = s.key.to_string();
+        v.push(Case {
+            name: format!("sigint {step}"),
+            fault: Fault::Sigint { step: step.clone() },
+        });
+        for (resume, word) in [(false, "rollback"), (true, "resume")] {
+            v.push(Case {
+                name: format!("kill9 {step} then {word}"),
+                fault: Fault::Kill9 {
+                    step: step.clone(),
+                    resume,
+                },
+            });
+        }
+    }
+    v
+}
+
+/// A number from the commit hash (or `FERRY_CHAOS_SEED`).
+fn seed() -> u64 {
+    let text = std::env::var("FERRY_CHAOS_SEED").ok().or_else(|| {
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(mke_bed::repo(""))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    });
+    // FNV-1a: stable across Rust versions, unlike the std hasher.
+    text.unwrap_or_default()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+fn selected(all: Vec<Case>) -> (Vec<Case>, String) {
+    let choice = std::env::var("FERRY_CHAOS").unwrap_or_default();
+    if choice == "all" {
+        let n = all.len();
+        return (all, format!("all {n} cases (FERRY_CHAOS=all)"));
+    }
+    if let Some(names) = choice.strip_prefix("only:") {
+        let names: Vec<&str> = names
+            .split(';')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let chosen: Vec<Case> = all
+            .into_iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .collect();
+        assert_eq!(
+            chosen.len(),
+            names.len(),
+            "FERRY_CHAOS=only: names a case the matrix does not have: {names:?}"
+        );
+        let n = chosen.len();
+        return (chosen, format!("the {n} named cases"));
+    }
+    let (mut chosen, rest): (Vec<Case>, Vec<Case>) = all
+        .into_iter()
+        .partition(|c| SAMPLE.contains(&c.name.as_str()));
+    assert_eq!(
+        chosen.len(),
+        SAMPLE.len(),
+        "a sample case is not in the matrix: {SAMPLE:?}"
+    );
+    let s = seed();
+    let mut extra: Vec<Case> = Vec::new();
+    for i in 0..BY_HASH.min(rest.len()) {
+        let c = &rest[(s.rotate_left(17 * i as u32) as usize) % rest.len()];
+        if !extra.iter().any(|e| e.name == c.name) {
+            extra.push(c.clone());
+        }
+    }
+    let how = format!(
+        "the fixed sample of {} and {} chosen by seed {s:016x}: {}",
+        chosen.len(),
+        extra.len(),
+        extra
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    chosen.extend(extra);
+    (chosen, how)
+}
+
+/// The step keys of the journal's records of `kind` (`started`, `applied`, `finished`).
+fn recorded(journal: &Path, kind: &str) -> Vec<String> {
+    let Ok(f) = std::fs::File::open(journal) else {
+        return Vec::new();
+    };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["type"] == kind)
+        .map(|v| match &v["key"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Sends `signal` to `child` once the journal has a `kind` record of `step` and waits for it
+/// (10 min at most: a run that hangs past its deadlines fails the case).
+fn signal_at(mut child: Child, journal: &Path, kind: &str, step: &str, signal: &str) -> Ran {
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut sent = false;
+    loop {
+        if !sent && recorded(journal, kind).iter().any(|k| k == step) {
+            let _ = std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status();
+            sent = true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return wait(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let mut r = wait(child);
+            r.code = Some(-1);
+            r.stderr
+                .push_str("\n(killed by the suite: still running after 10 min)");
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait(child: Child) -> Ran {
+    let out = child.wait_with_output().unwrap();
+    Ran {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn upgrade_args(bed: &K0sBed, state: &Path) -> Vec<String> {
+    [
+        "k0s",
+        "upgrade",
+        "online",
+        "--k0s-binary",
+        bed.new.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--max-unavailable",
+        "1",
+        "--ready-timeout",
+        "120",
+        "--drain-timeout",
+        "120",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run_upgrade(bed: &K0sBed, state: &Path) -> Child {
+    let args = upgrade_args(bed, state);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bed.ferry(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Compares the digest now with `want`; `what` names `want` in the message. With `shape`, the
+/// shapes are compared, and `want` is asked for only after the digest of now was taken (making
+/// the reference changes the hosts).
+fn compare(
+    bed: &K0sBed,
+    want: &dyn Fn() -> Digest,
+    shape: bool,
+    what: &str,
+    log: &str,
+) -> Result<(), String> {
+    let now = Digest::take(bed)?;
+    let now = if shape { now.shape() } else { now };
+    match want().diff(&now) {
+        None => Ok(()),
+        Some(d) => Err(format!(
+            "the digest differs from {what}:\n{d}\n--- ferry's log\n{}",
+            tail(log, 30)
+        )),
+    }
+}
+
+/// Runs one case from the start the bed is in; `completed` gives the shape an uninterrupted
+/// run leaves. Returns what went wrong.
+fn run_case(
+    bed: &K0sBed,
+    case: &Case,
+    n: usize,
+    completed: &dyn Fn() -> Digest,
+) -> Result<(), String> {
+    let start = Digest::take(bed)?;
+    covers(bed, &start)?;
+    let state = bed.tmp.path().join(format!("chaos-{n}"));
+    let journal = state.join("journal.jsonl");
+    match &case.fault {
+        Fault::K0s { host, command } => {
+            bed.put(
+                *host,
+                "/etc/k0s-double/fault",
+                format!("{command}\n").as_bytes(),
+                "644",
+            );
+            let ran = wait(run_upgrade(bed, &state));
+            bed.sh(*host, "rm -f /etc/k0s-double/fault");
+            match ran.code {
+                Some(4) => {}
+                Some(5) if ran.stderr.contains("Still applied (undo order): ") => {
+                    let out = bed.ferry_again("rollback", &state);
+                    if out.status.code() != Some(0) {
+                        return Err(format!(
+                            "ferry rollback once the fault is gone: exit {:?}\n{}",
+                            out.status.code(),
+                            tail(&String::from_utf8_lossy(&out.stderr), 30)
+                        ));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "exit {other:?}, want 4 (rolled back) or 5 naming what is left\n{}",
+                        tail(&ran.stderr, 30)
+                    ));
+                }
+            }
+            compare(bed, &|| start.clone(), false, "the start", &ran.stderr)
+        }
+        Fault::Sigint { step } => {
+            let ran = signal_at(run_upgrade(bed, &state), &journal, "started", step, "-INT");
+            match ran.code {
+                // the signal came after the last step: a completed run
+                Some(0) => Ok(()),
+                Some(4) => compare(bed, &|| start.clone(), false, "the start", &ran.stderr),
+                other => Err(format!(
+                    "exit {other:?}, want 4 (rolled back)\n{}",
+                    tail(&ran.stderr, 30)
+                )),
+            }
+        }
+        Fault::Kill9 { step, resume } => {
+            let ran = signal_at(run_upgrade(bed, &state), &journal, "applied", step, "-KILL");
+            if ran.code.is_some() {
+                // exited on its own before the kill landed: nothing was interrupted
+                return Ok(());
+            }
+            let verb = if *resume { "resume" } else { "rollback" };
+            // read before ferry runs again: its own end is recorded too
+            let ended = !recorded(&journal, "finished").is_empty();
+            let out = bed.ferry_again(verb, &state);
+            let log = String::from_utf8_lossy(&out.stderr).to_string();
+            if ended {
+                // killed after the journal recorded the end of the run
+                return if out.status.code() == Some(1) && log.contains("already finished") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "ferry {verb} after a kill -9 that came after the end of the run: exit {:?}, want 1 and `already finished`\n{}",
+                        out.status.code(),
+                        tail(&log, 30)
+                    ))
+                };
+            }
+            if out.status.code() != Some(0) {
+                return Err(format!(
+                    "ferry {verb} after kill -9: exit {:?}, want 0\n{}",
+                    out.status.code(),
+                    tail(&log, 30)
+                ));
+            }
+            if *resume {
+                compare(bed, completed, true, "an uninterrupted run's", &log)
+            } else {
+                compare(bed, &|| start.clone(), false, "the start", &log)
+            }
+        }
+    }
+}
+
+/// A digest that would not see the change is no check: every host's section must hold its
+/// running release and its k0s binary's checksum, and the API's the three Nodes.
+fn covers(bed: &K0sBed, d: &Digest) -> Result<(), String> {
+    for h in &bed.hosts {
+        let s = d
+            .sections
+            .get(&format!("host {h}"))
+            .map_or("", String::as_str);
+        let has = |needle: &str| s.lines().any(|l| l.contains(needle));
+        if !has(&format!("Version: {}", k0s_bed::OLD)) || !has("  /usr/local/bin/k0s") {
+            return Err(format!(
+                "{h}: the digest misses k0s's state or binary:\n{s}"
+            ));
+        }
+    }
+    let api = d.sections.get("api").map_or("", String::as_str);
+    if api.lines().filter(|l| l.contains("ready=true")).count() != 3 {
+        return Err(format!("the digest misses the Nodes:\n{api}"));
+    }
+    Ok(())
+}
+
+fn plan_of(bed: &K0sBed) -> Plan {
+    let state = bed.tmp.path().join("chaos-dry-run");
+    let mut args = upgrade_args(bed, &state);
+    args.extend(["--dry-run".to_string(), "-o".into(), "json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = bed.ferry(&args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dry run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(v["plan"].clone()).unwrap()
+}
+
+#[test]
+fn every_failure_and_interrupt_of_a_k0s_upgrade_gives_back_the_start() {
+    let bed = K0sBed::open();
+    bed.deploy();
+    let plan = plan_of(&bed);
+    let (cases, how) = selected(all_cases(&bed, &plan));
+    announce(&format!("k0s chaos: running {how}"));
+    // what an uninterrupted run leaves, made once, when a resume case needs it
+    let baseline: std::cell::OnceCell<Digest> = std::cell::OnceCell::new();
+    let at_start = std::cell::Cell::new(true);
+    let completed = || {
+        baseline
+            .get_or_init(|| {
+                // from fresh hosts, whatever the case before left
+                bed.provision();
+                let state = bed.tmp.path().join("chaos-baseline");
+                let out = wait(run_upgrade(&bed, &state));
+                assert_eq!(out.code, Some(0), "the uninterrupted run: {}", out.stderr);
+                let d = Digest::take(&bed).unwrap().shape();
+                at_start.set(false);
+                d
+            })
+            .clone()
+    };
+    let mut failed: Vec<(String, String)> = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        if !at_start.get() {
+            bed.provision();
+            at_start.set(true);
+        }
+        let t = Instant::now();
+        let r = run_case(&bed, case, n, &completed);
+        // a resume, a completed run or a failed case leaves the hosts changed
+        let rolled_back = r.is_ok()
+            && !matches!(case.fault, Fault::Kill9 { resume: true, .. })
+            && bed.versions().iter().all(|v| v == k0s_bed::OLD);
+        at_start.set(at_start.get() && rolled_back);
+        match r {
+            Ok(()) => announce(&format!(
+                "k0s chaos: ok   {} ({:.0} s)",
+                case.name,
+                t.elapsed().as_secs_f64()
+            )),
+            Err(e) => {
+                announce(&format!("k0s chaos: FAIL {}", case.name));
+                failed.push((case.name.clone(), e));
+            }
+        }
+    }
+    announce(&format!(
+        "k0s chaos: {} cases, {} passed",
+        cases.len(),
+        cases.len() - failed.len()
+    ));
+    let report: Vec<String> = failed
+        .iter()
+        .map(|(n, e)| format!("=== {n}\n{e}"))
+        .collect();
+    assert!(failed.is_empty(), "{}", report.join("\n"));
+}
