@@ -35,14 +35,15 @@
 //! afresh.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod common;
 mod mke_bed;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use chaos::{Ran, act_at, recorded, signal_at, tail, wait};
 use ferry_core::engine::Plan;
 use ferry_kube_api::testing::real::announce;
 use mke_bed::digest::Digest;
@@ -181,83 +182,6 @@ fn all_cases(bed: &Bed, plan: &Plan) -> Vec<Case> {
     v
 }
 
-/// A number from the commit hash (or `FERRY_CHAOS_SEED`).
-fn seed() -> u64 {
-    let text = std::env::var("FERRY_CHAOS_SEED").ok().or_else(|| {
-        std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(mke_bed::repo(""))
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    });
-    let text = text.unwrap_or_default();
-    // FNV-1a: stable across Rust versions, unlike the std hasher.
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn selected(all: Vec<Case>) -> (Vec<Case>, String) {
-    let choice = std::env::var("FERRY_CHAOS").unwrap_or_default();
-    if choice == "all" {
-        let n = all.len();
-        return (all, format!("all {n} cases (FERRY_CHAOS=all)"));
-    }
-    // `FERRY_CHAOS=only:NAME;NAME...`: the named cases (to run failed ones again).
-    if let Some(names) = choice.strip_prefix("only:") {
-        let names: Vec<&str> = names
-            .split(';')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let chosen: Vec<Case> = all
-            .into_iter()
-            .filter(|c| names.contains(&c.name.as_str()))
-            .collect();
-        assert_eq!(
-            chosen.len(),
-            names.len(),
-            "FERRY_CHAOS=only: names a case the matrix does not have: {names:?}"
-        );
-        let n = chosen.len();
-        return (
-            chosen,
-            format!("the {n} named cases (FERRY_CHAOS=only:...)"),
-        );
-    }
-    let (mut chosen, rest): (Vec<Case>, Vec<Case>) = all
-        .into_iter()
-        .partition(|c| SAMPLE.contains(&c.name.as_str()));
-    assert_eq!(
-        chosen.len(),
-        SAMPLE.len(),
-        "a sample case is not in the matrix: {SAMPLE:?}"
-    );
-    let s = seed();
-    let mut extra = Vec::new();
-    for i in 0..BY_HASH.min(rest.len()) {
-        let k = (s.rotate_left(17 * i as u32) as usize) % rest.len();
-        let c = &rest[k];
-        if !extra.iter().any(|e: &Case| e.name == c.name) {
-            extra.push(c.clone());
-        }
-    }
-    let how = format!(
-        "the fixed sample of {} and {} chosen by seed {s:016x}: {}",
-        chosen.len(),
-        extra.len(),
-        extra
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    chosen.extend(extra);
-    (chosen, how)
-}
-
 /// Writes `content` to `path` on `host` (its directory made), with `mode`.
 fn put(bed: &Bed, host: &str, path: &str, mode: &str, content: &str) {
     let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -302,71 +226,6 @@ fn clear_faults(bed: &Bed) {
             h,
             "rm -rf /etc/k0s-double/fault /etc/ferry-chaos /usr/local/bin/docker",
         );
-    }
-}
-
-/// The step keys of the journal's records of `kind` (`started`, `applied`).
-fn recorded(journal: &Path, kind: &str) -> Vec<String> {
-    let Ok(f) = std::fs::File::open(journal) else {
-        return Vec::new();
-    };
-    BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-        .filter(|v| v["type"] == kind)
-        .map(|v| match &v["key"] {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-struct Ran {
-    code: Option<i32>,
-    stderr: String,
-}
-
-fn wait(child: Child) -> Ran {
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        code: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
-}
-
-/// Sends `signal` to `child` once the journal has a `kind` record of `step`, and waits for it.
-fn signal_at(child: Child, journal: &Path, kind: &str, step: &str, signal: &str) -> Ran {
-    let pid = child.id().to_string();
-    act_at(child, journal, kind, step, &|| {
-        let _ = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status();
-    })
-}
-
-/// Does `act` once the journal has a `kind` record of `step`; waits for `child` (10 min at
-/// most: a run that hangs past its commands' deadlines fails the case).
-fn act_at(mut child: Child, journal: &Path, kind: &str, step: &str, act: &dyn Fn()) -> Ran {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut done = false;
-    loop {
-        if !done && recorded(journal, kind).iter().any(|k| k == step) {
-            act();
-            done = true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            return wait(child);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let mut r = wait(child);
-            r.code = Some(-1);
-            r.stderr
-                .push_str("\n(killed by the suite: still running after 10 min)");
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -566,11 +425,6 @@ fn after_a_broken_host(bed: &Bed, ran: &Ran, state: &Path, start: &Digest) -> Re
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn plan_of(bed: &Bed) -> Plan {
     let state = bed.tmp.path().join("state-dry-run");
     let config_out = bed.tmp.path().join("mke4-dry-run.yaml");
@@ -593,7 +447,12 @@ fn every_failure_and_interrupt_on_real_hosts_rolls_back_to_the_exact_start() {
     let bed = Bed::open("the chaos suite of `ferry upgrade` on real hosts");
     bed.prepare();
     let plan = plan_of(&bed);
-    let (cases, how) = selected(all_cases(&bed, &plan));
+    let (cases, how) = chaos::selected(
+        all_cases(&bed, &plan),
+        |c: &Case| c.name.as_str(),
+        &SAMPLE,
+        BY_HASH,
+    );
     announce(&format!("chaos: running {how}"));
     let mut failed: Vec<(String, String)> = Vec::new();
     let mut timings = Vec::new();

@@ -18,21 +18,22 @@
 //! * **kill9 STEP then resume**: the same kill; then `ferry resume` must exit 0 and leave what
 //!   an uninterrupted run leaves ([`Digest::shape`], against an uninterrupted run's).
 //!
-//! Which cases run: `FERRY_CHAOS=all` the whole matrix; `FERRY_CHAOS=only:NAME;NAME` the named
-//! ones; otherwise the fixed [`SAMPLE`] plus [`BY_HASH`] cases chosen by the commit hash
-//! (`FERRY_CHAOS_SEED`, else `git rev-parse HEAD`). It prints `k0s chaos: N cases, P passed` and
+//! Which cases run (`chaos::selected`): `FERRY_CHAOS=all` the whole matrix;
+//! `FERRY_CHAOS=only:NAME;NAME` the named ones; otherwise the fixed [`SAMPLE`] plus [`BY_HASH`]
+//! cases chosen by the commit hash (`FERRY_CHAOS_SEED`, else `git rev-parse HEAD`). It prints `k0s chaos: N cases, P passed` and
 //! fails listing every case that went wrong, with the differing lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod common;
 mod k0s_bed;
 mod mke_bed;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use chaos::{recorded, signal_at, tail, wait};
 use ferry_core::engine::Plan;
 use ferry_kube_api::testing::real::announce;
 use k0s_bed::{CONTROLLERS, Digest, K0sBed};
@@ -99,142 +100,6 @@ fn all_cases(bed: &K0sBed, plan: &Plan) -> Vec<Case> {
         }
     }
     v
-}
-
-/// A number from the commit hash (or `FERRY_CHAOS_SEED`).
-fn seed() -> u64 {
-    let text = std::env::var("FERRY_CHAOS_SEED").ok().or_else(|| {
-        std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(mke_bed::repo(""))
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    });
-    // FNV-1a: stable across Rust versions, unlike the std hasher.
-    text.unwrap_or_default()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
-
-fn selected(all: Vec<Case>) -> (Vec<Case>, String) {
-    let choice = std::env::var("FERRY_CHAOS").unwrap_or_default();
-    if choice == "all" {
-        let n = all.len();
-        return (all, format!("all {n} cases (FERRY_CHAOS=all)"));
-    }
-    if let Some(names) = choice.strip_prefix("only:") {
-        let names: Vec<&str> = names
-            .split(';')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        let chosen: Vec<Case> = all
-            .into_iter()
-            .filter(|c| names.contains(&c.name.as_str()))
-            .collect();
-        assert_eq!(
-            chosen.len(),
-            names.len(),
-            "FERRY_CHAOS=only: names a case the matrix does not have: {names:?}"
-        );
-        let n = chosen.len();
-        return (chosen, format!("the {n} named cases"));
-    }
-    let (mut chosen, rest): (Vec<Case>, Vec<Case>) = all
-        .into_iter()
-        .partition(|c| SAMPLE.contains(&c.name.as_str()));
-    assert_eq!(
-        chosen.len(),
-        SAMPLE.len(),
-        "a sample case is not in the matrix: {SAMPLE:?}"
-    );
-    let s = seed();
-    let mut extra: Vec<Case> = Vec::new();
-    for i in 0..BY_HASH.min(rest.len()) {
-        let c = &rest[(s.rotate_left(17 * i as u32) as usize) % rest.len()];
-        if !extra.iter().any(|e| e.name == c.name) {
-            extra.push(c.clone());
-        }
-    }
-    let how = format!(
-        "the fixed sample of {} and {} chosen by seed {s:016x}: {}",
-        chosen.len(),
-        extra.len(),
-        extra
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    chosen.extend(extra);
-    (chosen, how)
-}
-
-/// The step keys of the journal's records of `kind` (`started`, `applied`, `finished`).
-fn recorded(journal: &Path, kind: &str) -> Vec<String> {
-    let Ok(f) = std::fs::File::open(journal) else {
-        return Vec::new();
-    };
-    BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-        .filter(|v| v["type"] == kind)
-        .map(|v| match &v["key"] {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-struct Ran {
-    code: Option<i32>,
-    stderr: String,
-}
-
-/// Sends `signal` to `child` once the journal has a `kind` record of `step` and waits for it
-/// (10 min at most: a run that hangs past its deadlines fails the case).
-fn signal_at(mut child: Child, journal: &Path, kind: &str, step: &str, signal: &str) -> Ran {
-    let pid = child.id().to_string();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut sent = false;
-    loop {
-        if !sent && recorded(journal, kind).iter().any(|k| k == step) {
-            let _ = std::process::Command::new("kill")
-                .args([signal, &pid])
-                .status();
-            sent = true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            return wait(child);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let mut r = wait(child);
-            r.code = Some(-1);
-            r.stderr
-                .push_str("\n(killed by the suite: still running after 10 min)");
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait(child: Child) -> Ran {
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        code: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn upgrade_args(bed: &K0sBed, state: &Path) -> Vec<String> {
@@ -425,7 +290,12 @@ fn every_failure_and_interrupt_of_a_k0s_upgrade_gives_back_the_start() {
     let bed = K0sBed::open();
     bed.deploy();
     let plan = plan_of(&bed);
-    let (cases, how) = selected(all_cases(&bed, &plan));
+    let (cases, how) = chaos::selected(
+        all_cases(&bed, &plan),
+        |c: &Case| c.name.as_str(),
+        &SAMPLE,
+        BY_HASH,
+    );
     announce(&format!("k0s chaos: running {how}"));
     // what an uninterrupted run leaves, made once, when a resume case needs it
     let baseline: std::cell::OnceCell<Digest> = std::cell::OnceCell::new();

@@ -293,6 +293,37 @@ impl KubeCluster {
         }
     }
 
+    /// Sends a request made by hand (what kube's typed verbs do not cover) and reads the whole
+    /// answer, whatever its status: the caller decides what a status means.
+    async fn send(
+        &self,
+        request: http::Request<kube::client::Body>,
+        what: &str,
+    ) -> Result<Answer, ClusterError> {
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| self.map_err(what, e))?;
+        let code = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .map_err(|e| ClusterError::Unavailable(format!("{what}: {}", error_chain(&e))))?;
+        Ok(Answer {
+            code,
+            content_type,
+            body,
+        })
+    }
+
     /// Every pod `lp` selects, following `continue` tokens, asking for the API server's
     /// protobuf encoding first and JSON second (`pb`): the server answers with the one it has,
     /// and the answer's content type says which. A refusal is decoded from either.
@@ -313,23 +344,11 @@ impl KubeCluster {
                 ),
             );
             let request = http::Request::from_parts(parts, kube::client::Body::from(body));
-            let response = self
-                .client
-                .send(request)
-                .await
-                .map_err(|e| self.map_err(what, e))?;
-            let code = response.status().as_u16();
-            let protobuf = response
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
+            let answer = self.send(request, what).await?;
+            let (code, bytes) = (answer.code, answer.body);
+            let protobuf = answer
+                .content_type
                 .is_some_and(|t| t.starts_with(pb::MEDIA_TYPE));
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|e| ClusterError::Unavailable(format!("{what}: {}", error_chain(&e))))?;
             if !(200..300).contains(&code) {
                 let message = if protobuf {
                     pb::status_message(&bytes)
@@ -483,18 +502,8 @@ impl KubeCluster {
                 serde_json::to_vec(&body).unwrap_or_default(),
             ))
             .map_err(|e| ClusterError::Invalid(format!("{what}: {e}")))?;
-        let response = self
-            .client
-            .send(request)
-            .await
-            .map_err(|e| self.map_err(&what, e))?;
-        let code = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| ClusterError::Unavailable(format!("{what}: {}", error_chain(&e))))?;
+        let answer = self.send(request, &what).await?;
+        let (code, bytes) = (answer.code, answer.body);
         match code {
             200..=299 | 404 => Ok(None),
             429 => Ok(Some(blocking_pdb(&bytes, pod, pdbs))),
@@ -512,6 +521,13 @@ impl KubeCluster {
             }
         }
     }
+}
+
+/// A whole answer of the API server to a request made by hand.
+struct Answer {
+    code: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
 }
 
 /// The PDB named by a 429's `DisruptionBudget` cause, else the PDB whose selector matches.

@@ -104,14 +104,9 @@ impl K0sBed {
         let mut args = vec!["reset"];
         args.extend(self.hosts.iter().map(String::as_str));
         testbed(&self.dir, &args);
+        self.forget();
         let nodes: Api<Node> = Api::all(self.client.clone());
         let ns: Api<Namespace> = Api::all(self.client.clone());
-        self.rt.block_on(async {
-            for h in &self.hosts {
-                let _ = nodes.delete(h, &DeleteParams::default()).await;
-            }
-            let _ = ns.delete(NS, &DeleteParams::default()).await;
-        });
         self.rt.block_on(eventually(
             "the test's namespace and the hosts' Nodes gone",
             Duration::from_secs(60),
@@ -133,6 +128,18 @@ impl K0sBed {
                 }
             },
         ));
+    }
+
+    /// Deletes the hosts' Nodes and the test's namespace (without waiting for them to go).
+    fn forget(&self) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let ns: Api<Namespace> = Api::all(self.client.clone());
+        self.rt.block_on(async {
+            for h in &self.hosts {
+                let _ = nodes.delete(h, &DeleteParams::default()).await;
+            }
+            let _ = ns.delete(NS, &DeleteParams::default()).await;
+        });
     }
 
     pub fn sh(&self, i: usize, cmd: &str) -> String {
@@ -459,14 +466,7 @@ impl Drop for K0sBed {
             .env("FERRY_TESTBED_DIR", &self.dir)
             .stdin(Stdio::null())
             .output();
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let ns: Api<Namespace> = Api::all(self.client.clone());
-        self.rt.block_on(async {
-            for h in &self.hosts {
-                let _ = nodes.delete(h, &DeleteParams::default()).await;
-            }
-            let _ = ns.delete(NS, &DeleteParams::default()).await;
-        });
+        self.forget();
     }
 }
 
