@@ -749,7 +749,9 @@ fn pb_pod(p: pb::Pod) -> Pod {
     Pod {
         namespace: meta.namespace.unwrap_or_default(),
         name: meta.name.unwrap_or_default(),
-        node: spec.node_name,
+        // protobuf carries a string field even when it is empty (JSON leaves it out): a pod
+        // not yet scheduled has the node name ""
+        node: spec.node_name.filter(|n| !n.is_empty()),
         labels: meta.labels,
         owner,
         volumes,
@@ -1134,6 +1136,34 @@ impl ClusterApi for KubeCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pod read as protobuf is the pod read as JSON: protobuf carries empty strings that JSON
+    /// leaves out (an unscheduled pod's node name), and those mean "none".
+    #[test]
+    fn an_unscheduled_pod_read_as_protobuf_has_no_node() {
+        let p = pb::Pod {
+            metadata: Some(pb::ObjectMeta {
+                name: Some("pending-1".into()),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            }),
+            spec: Some(pb::PodSpec {
+                volumes: Vec::new(),
+                node_name: Some(String::new()),
+            }),
+            status: Some(pb::PodStatus {
+                phase: Some("Pending".into()),
+                conditions: Vec::new(),
+            }),
+        };
+        let json: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "pending-1", "namespace": "shop"},
+            "spec": {"containers": []},
+            "status": {"phase": "Pending"},
+        }))
+        .unwrap();
+        assert_eq!(pb_pod(p), to_pod(json));
+    }
 
     #[test]
     fn the_pdb_name_comes_from_the_disruption_budget_cause() {
