@@ -301,16 +301,8 @@ fn run_case(
                 .ferry(&[verb, "--state-dir", state.to_str().unwrap()])
                 .output()
                 .unwrap();
-            let log = String::from_utf8_lossy(&out.stderr).to_string();
-            return if out.status.code() == Some(1) && log.contains("already finished") {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ferry {verb} after a kill -9 that came after the end of the run: exit {:?}, want 1 and `already finished`\n{}",
-                    out.status.code(),
-                    tail(&log, 30)
-                ))
-            };
+            let log = String::from_utf8_lossy(&out.stderr);
+            return chaos::said_already_finished(verb, out.status.code(), &log);
         }
         let state_arg = state.to_str().unwrap();
         let (verb, want) = match then {

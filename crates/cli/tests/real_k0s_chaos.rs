@@ -102,30 +102,18 @@ fn all_cases(bed: &K0sBed, plan: &Plan) -> Vec<Case> {
     v
 }
 
-fn upgrade_args(bed: &K0sBed, state: &Path) -> Vec<String> {
-    [
-        "k0s",
-        "upgrade",
-        "online",
-        "--k0s-binary",
-        bed.new.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--max-unavailable",
-        "1",
-        "--ready-timeout",
-        "120",
-        "--drain-timeout",
-        "120",
-    ]
-    .map(String::from)
-    .to_vec()
-}
+/// The upgrade every case runs: the whole cluster to the new release, one worker at a time.
+const UPGRADE: [&str; 6] = [
+    "--max-unavailable",
+    "1",
+    "--ready-timeout",
+    "120",
+    "--drain-timeout",
+    "120",
+];
 
 fn run_upgrade(bed: &K0sBed, state: &Path) -> Child {
-    let args = upgrade_args(bed, state);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    bed.ferry(&args)
+    bed.upgrade(&bed.new, state, &UPGRADE)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -221,15 +209,7 @@ fn run_case(
             let log = String::from_utf8_lossy(&out.stderr).to_string();
             if ended {
                 // killed after the journal recorded the end of the run
-                return if out.status.code() == Some(1) && log.contains("already finished") {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "ferry {verb} after a kill -9 that came after the end of the run: exit {:?}, want 1 and `already finished`\n{}",
-                        out.status.code(),
-                        tail(&log, 30)
-                    ))
-                };
+                return chaos::said_already_finished(verb, out.status.code(), &log);
             }
             if out.status.code() != Some(0) {
                 return Err(format!(
@@ -271,10 +251,9 @@ fn covers(bed: &K0sBed, d: &Digest) -> Result<(), String> {
 
 fn plan_of(bed: &K0sBed) -> Plan {
     let state = bed.tmp.path().join("chaos-dry-run");
-    let mut args = upgrade_args(bed, &state);
-    args.extend(["--dry-run".to_string(), "-o".into(), "json".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = bed.ferry(&args).output().unwrap();
+    let mut args = UPGRADE.to_vec();
+    args.extend(["--dry-run", "-o", "json"]);
+    let out = bed.upgrade(&bed.new, &state, &args).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -21,7 +21,7 @@ mod common;
 mod k0s_bed;
 mod mke_bed;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,8 +33,6 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     let bed = K0sBed::open();
     bed.deploy();
     let state = bed.tmp.path().join("state");
-    let state = state.to_str().unwrap();
-    let new = bed.new.to_str().unwrap().to_string();
 
     // the report: everything can move
     let out = bed.ferry(&["k0s", "check"]).output().unwrap();
@@ -56,18 +54,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
 
     // a dry run prints the report and the plan, and changes nothing
     let out = bed
-        .ferry(&[
-            "k0s",
-            "upgrade",
-            "online",
-            "--dry-run",
-            "--k0s-binary",
-            &new,
-            "--state-dir",
-            state,
-            "--max-unavailable",
-            "1",
-        ])
+        .upgrade(&bed.new, &state, &["--dry-run", "--max-unavailable", "1"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -94,18 +81,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     // what it did on h1, and every host runs the old release again
     bed.put(1, "/etc/k0s-double/fault", b"stop\n", "644");
     let failed_state = bed.tmp.path().join("state-failed");
-    let out = bed
-        .ferry(&[
-            "k0s",
-            "upgrade",
-            "online",
-            "--k0s-binary",
-            &new,
-            "--state-dir",
-            failed_state.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = bed.upgrade(&bed.new, &failed_state, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("Rollback completed"), "{stderr}");
@@ -115,15 +91,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     // kill -9 in the middle of the run, then `ferry rollback` from the journal alone
     let killed_state = bed.tmp.path().join("state-killed");
     let mut child = bed
-        .ferry(&[
-            "k0s",
-            "upgrade",
-            "online",
-            "--k0s-binary",
-            &new,
-            "--state-dir",
-            killed_state.to_str().unwrap(),
-        ])
+        .upgrade(&bed.new, &killed_state, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -139,16 +107,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["rollback", "--state-dir", killed_state.to_str().unwrap()])
-        .arg("--ssh-config")
-        .arg(bed.dir.join("ssh_config"))
-        .arg("--known-hosts")
-        .arg(bed.dir.join("known_hosts"))
-        .env("HOME", bed.tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = bed.ferry_again("rollback", &killed_state);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     bed.assert_running(OLD);
@@ -173,21 +132,18 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     };
     let started = std::time::Instant::now();
     let out = bed
-        .ferry(&[
-            "k0s",
-            "upgrade",
-            "online",
-            "--k0s-binary",
-            &new,
-            "--state-dir",
-            state,
-            "--max-unavailable",
-            "1",
-            "--ready-timeout",
-            "120",
-            "--drain-timeout",
-            "120",
-        ])
+        .upgrade(
+            &bed.new,
+            &state,
+            &[
+                "--max-unavailable",
+                "1",
+                "--ready-timeout",
+                "120",
+                "--drain-timeout",
+                "120",
+            ],
+        )
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -231,18 +187,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     bed.assert_running(NEW);
 
     // run again: nothing to do
-    let out = bed
-        .ferry(&[
-            "k0s",
-            "upgrade",
-            "online",
-            "--k0s-binary",
-            &new,
-            "--state-dir",
-            state,
-        ])
-        .output()
-        .unwrap();
+    let out = bed.upgrade(&bed.new, &state, &[]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -258,23 +203,12 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
     // the upgrade left every web pod on the worker drained last: spread them again, then a
     // bare pod on h4 makes it unsafe: the online run refuses and changes nothing
     bed.respread();
-    let newer = bed.newer.to_str().unwrap().to_string();
     bed.bare_pod("debug", &bed.hosts[3]);
-    let run = |extra: &[&str], state: &str| {
-        let mut args = vec![
-            "k0s",
-            "upgrade",
-            "online",
-            "--k0s-binary",
-            &newer,
-            "--state-dir",
-            state,
-        ];
-        args.extend_from_slice(extra);
-        bed.ferry(&args).output().unwrap()
+    let run = |extra: &[&str], state: &std::path::Path| {
+        bed.upgrade(&bed.newer, state, extra).output().unwrap()
     };
     let s1 = bed.tmp.path().join("s1");
-    let out = run(&[], s1.to_str().unwrap());
+    let out = run(&[], &s1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
@@ -293,7 +227,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
 
     // --partial-ok: every host but h4 moves, and the summary says h4 was left behind
     let s2 = bed.tmp.path().join("s2");
-    let out = run(&["--partial-ok"], s2.to_str().unwrap());
+    let out = run(&["--partial-ok"], &s2);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -317,10 +251,7 @@ fn an_online_upgrade_moves_every_node_and_never_breaks_the_budget() {
 
     // --ignore-safety-checks (with the drain allowed to evict the bare pod): h4 moves too
     let s3 = bed.tmp.path().join("s3");
-    let out = run(
-        &["--ignore-safety-checks", "--force-bare-pods"],
-        s3.to_str().unwrap(),
-    );
+    let out = run(&["--ignore-safety-checks", "--force-bare-pods"], &s3);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");

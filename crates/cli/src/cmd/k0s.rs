@@ -534,16 +534,8 @@ pub(crate) fn journaled(
 ) -> Result<Option<K0sRun>, CliError> {
     use ferry_core::run;
     use ferry_flow_k0s_upgrade::{Journaled, K0sUpgradeFlow};
-    let j: Journaled = match serde_json::from_value(replay.inputs.clone()) {
-        Ok(j) => j,
-        Err(e) => {
-            out.error(&CliError::Usage(format!(
-                "the journal in {} does not hold the inputs of flow {}: {e}",
-                state.display(),
-                replay.flow
-            )));
-            return Ok(None);
-        }
+    let Some(j) = super::resume::journaled_inputs::<Journaled>(replay, state, out) else {
+        return Ok(None);
     };
     let Some(kubeconfig) = args.remote.kubeconfig.clone().or(j.kubeconfig) else {
         out.error(&CliError::Usage(

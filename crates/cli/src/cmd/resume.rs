@@ -122,6 +122,25 @@ pub(crate) fn journaled(
 
 /// The backend request of a journaled run: the flow its journal names, its hosts and inputs read
 /// back, the password asked again. `None` after the reason was printed.
+/// The flow's journaled inputs, or `None` after saying that the journal does not hold them.
+pub(crate) fn journaled_inputs<T: serde::de::DeserializeOwned>(
+    replay: &Replay,
+    state: &Path,
+    out: &mut Output<'_>,
+) -> Option<T> {
+    match serde_json::from_value(replay.inputs.clone()) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            out.error(&CliError::Usage(format!(
+                "the journal in {} does not hold the inputs of flow {}: {e}",
+                state.display(),
+                replay.flow
+            )));
+            None
+        }
+    }
+}
+
 fn request(
     rt: &Runtime,
     replay: &Replay,
@@ -138,16 +157,8 @@ fn request(
         )));
         return Ok(None);
     }
-    let journaled: Journaled = match serde_json::from_value(replay.inputs.clone()) {
-        Ok(j) => j,
-        Err(e) => {
-            out.error(&CliError::Usage(format!(
-                "the journal in {} does not hold the inputs of flow {}: {e}",
-                state.display(),
-                replay.flow
-            )));
-            return Ok(None);
-        }
+    let Some(journaled) = journaled_inputs::<Journaled>(replay, state, out) else {
+        return Ok(None);
     };
     if let Err(m) = rt.backends.serves(Access::Journal) {
         out.error(&DriveError::Backends(m));

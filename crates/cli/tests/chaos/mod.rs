@@ -161,3 +161,17 @@ pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// When a kill -9 landed after the journal recorded the end of the run (it can, after the
+/// plan's last step, while ferry writes its report), there is nothing left to resume or roll
+/// back: `ferry VERB` must exit 1 saying the run already finished.
+pub fn said_already_finished(verb: &str, code: Option<i32>, log: &str) -> Result<(), String> {
+    if code == Some(1) && log.contains("already finished") {
+        Ok(())
+    } else {
+        Err(format!(
+            "ferry {verb} after a kill -9 that came after the end of the run: exit {code:?}, want 1 and `already finished`\n{}",
+            tail(log, 30)
+        ))
+    }
+}

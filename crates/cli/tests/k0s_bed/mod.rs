@@ -427,6 +427,21 @@ impl K0sBed {
         c
     }
 
+    /// `ferry k0s upgrade online --k0s-binary BINARY --state-dir STATE EXTRA...` against the bed.
+    pub fn upgrade(&self, binary: &Path, state: &Path, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "k0s",
+            "upgrade",
+            "online",
+            "--k0s-binary",
+            binary.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.ferry(&args)
+    }
+
     /// Every host's binary and running k0s are `version`, the workers' Nodes Ready and
     /// schedulable with its kubelet version.
     pub fn assert_running(&self, version: &str) {
