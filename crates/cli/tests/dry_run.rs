@@ -129,6 +129,7 @@ fn a_dry_run_reads_the_real_cluster_and_changes_nothing() {
             labels: BTreeMap::new(),
             internal_ip: Some(format!("10.123.1.{}", i + 1)),
             kubelet_version: "v1.27.7-mirantis-1".into(),
+            ..Node::default()
         })
         .collect();
     let kube = rt

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 // from one place.
 pub use ferry_safety::model::{
     Claim, Controller, LabelSelector, Lookup, Node, Owner, Pdb, PersistentVolume, Pod, Requirement,
-    Snapshot, Volume, VolumeSource,
+    Resources, Snapshot, Taint, Toleration, Volume, VolumeSource,
 };
 
 /// The controller kinds [`ClusterApi::controllers`] lists, in the order a snapshot reads them.

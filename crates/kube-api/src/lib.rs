@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ferry_core::cluster::{
     CONTROLLER_KINDS, Claim, Controller, DrainOptions, DrainReport, LabelSelector, Node, ObjectRef,
-    Owner, Pdb, PersistentVolume, Pod, Requirement, Volume, VolumeSource,
+    Owner, Pdb, PersistentVolume, Pod, Requirement, Resources, Taint, Toleration, Volume,
+    VolumeSource,
 };
 use ferry_core::{ClusterApi, ClusterError};
 use http_body_util::BodyExt;
@@ -624,6 +625,7 @@ fn to_node(n: core::Node) -> Node {
     roles.sort();
     roles.dedup();
     let status = n.status.unwrap_or_default();
+    let spec = n.spec;
     let ready = status
         .conditions
         .unwrap_or_default()
@@ -639,14 +641,36 @@ fn to_node(n: core::Node) -> Node {
         name: n.metadata.name.unwrap_or_default(),
         roles,
         ready,
-        unschedulable: n.spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        unschedulable: spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
         labels,
         internal_ip,
         kubelet_version: status
             .node_info
             .map(|i| i.kubelet_version)
             .unwrap_or_default(),
+        allocatable: status.allocatable.as_ref().and_then(|a| {
+            // the API server accepts only quantities: one that does not read is "unknown"
+            Resources::from_list(a.iter().map(|(k, q)| (k.as_str(), q.0.as_str()))).ok()
+        }),
+        taints: spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| Taint {
+                key: t.key,
+                value: t.value.unwrap_or_default(),
+                effect: t.effect,
+            })
+            .collect(),
     }
+}
+
+/// A resource list as [`Resources`]; a quantity the API server let through always reads.
+fn resources_of(
+    list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> Resources {
+    list.and_then(|l| Resources::from_list(l.iter().map(|(k, q)| (k.as_str(), q.0.as_str()))).ok())
+        .unwrap_or_default()
 }
 
 /// The owner reference with `controller: true`, else the first one.
@@ -665,6 +689,13 @@ fn controller_of(meta: &kube::api::ObjectMeta) -> Option<Owner> {
 fn to_pod(p: core::Pod) -> Pod {
     let owner = controller_of(&p.metadata);
     let spec = p.spec.unwrap_or_default();
+    let of =
+        |c: &core::Container| resources_of(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let requests = Resources::of_pod(
+        spec.containers.iter().map(of),
+        spec.init_containers.iter().flatten().map(of),
+        resources_of(spec.overhead.as_ref()),
+    );
     let volumes = spec
         .volumes
         .unwrap_or_default()
@@ -702,6 +733,19 @@ fn to_pod(p: core::Pod) -> Pod {
         volumes,
         phase: status.phase.unwrap_or_default(),
         ready,
+        requests,
+        node_selector: spec.node_selector.unwrap_or_default(),
+        tolerations: spec
+            .tolerations
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| Toleration {
+                key: t.key.unwrap_or_default(),
+                operator: t.operator.unwrap_or_default(),
+                value: t.value.unwrap_or_default(),
+                effect: t.effect.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
@@ -741,6 +785,34 @@ fn pb_pod(p: pb::Pod) -> Pod {
             }
         })
         .collect();
+    let quantities = |l: &BTreeMap<String, pb::Quantity>| {
+        Resources::from_list(
+            l.iter()
+                .map(|(k, q)| (k.as_str(), q.string.as_deref().unwrap_or("0"))),
+        )
+        .unwrap_or_default()
+    };
+    let of = |c: &pb::Container| {
+        c.resources
+            .as_ref()
+            .map(|r| quantities(&r.requests))
+            .unwrap_or_default()
+    };
+    let requests = Resources::of_pod(
+        spec.containers.iter().map(of),
+        spec.init_containers.iter().map(of),
+        quantities(&spec.overhead),
+    );
+    let tolerations = spec
+        .tolerations
+        .into_iter()
+        .map(|t| Toleration {
+            key: t.key.unwrap_or_default(),
+            operator: t.operator.unwrap_or_default(),
+            value: t.value.unwrap_or_default(),
+            effect: t.effect.unwrap_or_default(),
+        })
+        .collect();
     let status = p.status.unwrap_or_default();
     let ready = status
         .conditions
@@ -757,6 +829,9 @@ fn pb_pod(p: pb::Pod) -> Pod {
         volumes,
         phase: status.phase.unwrap_or_default(),
         ready,
+        requests,
+        node_selector: spec.node_selector,
+        tolerations,
     }
 }
 
@@ -1148,8 +1223,8 @@ mod tests {
                 ..Default::default()
             }),
             spec: Some(pb::PodSpec {
-                volumes: Vec::new(),
                 node_name: Some(String::new()),
+                ..Default::default()
             }),
             status: Some(pb::PodStatus {
                 phase: Some("Pending".into()),
@@ -1165,6 +1240,93 @@ mod tests {
         assert_eq!(pb_pod(p), to_pod(json));
     }
 
+    /// What the scheduler reserves reads the same from protobuf and JSON: the containers'
+    /// requests summed, the largest init container when it is larger, the overhead on top.
+    #[test]
+    fn requests_selector_and_tolerations_read_the_same_from_protobuf_and_json() {
+        let q = |s: &str| pb::Quantity {
+            string: Some(s.into()),
+        };
+        let c = |cpu: &str, mem: &str| pb::Container {
+            resources: Some(pb::ResourceRequirements {
+                requests: [("cpu".to_string(), q(cpu)), ("memory".to_string(), q(mem))].into(),
+            }),
+        };
+        let p = pb::Pod {
+            metadata: Some(pb::ObjectMeta {
+                name: Some("db-0".into()),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            }),
+            spec: Some(pb::PodSpec {
+                node_name: Some("w1".into()),
+                containers: vec![c("250m", "64Mi"), c("1", "1Gi")],
+                init_containers: vec![c("2", "128Mi")],
+                node_selector: [("disk".to_string(), "ssd".to_string())].into(),
+                tolerations: vec![pb::Toleration {
+                    key: Some("dedicated".into()),
+                    operator: Some("Equal".into()),
+                    value: Some("db".into()),
+                    effect: Some("NoSchedule".into()),
+                }],
+                overhead: [("cpu".to_string(), q("100m"))].into(),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let json: core::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db-0", "namespace": "shop"},
+            "spec": {
+                "nodeName": "w1",
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
+                    {"name": "b", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+                ],
+                "initContainers": [
+                    {"name": "i", "resources": {"requests": {"cpu": "2", "memory": "128Mi"}}}
+                ],
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}],
+                "overhead": {"cpu": "100m"}
+            }
+        }))
+        .unwrap();
+        let from_pb = pb_pod(p);
+        assert_eq!(from_pb, to_pod(json));
+        // cpu: max(250m + 1, 2) + 100m; memory: max(64Mi + 1Gi, 128Mi)
+        assert_eq!(
+            from_pb.requests,
+            Resources {
+                cpu_millis: 2100,
+                memory_bytes: (64 << 20) + (1 << 30),
+                pods: 0
+            }
+        );
+        assert_eq!(from_pb.tolerations[0].value, "db");
+    }
+
+    #[test]
+    fn node_allocatable_and_taints_are_read() {
+        let n: core::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "w1"},
+            "spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]},
+            "status": {"allocatable": {"cpu": "3900m", "memory": "7990Mi", "pods": "110",
+                                        "ephemeral-storage": "50Gi"}}
+        }))
+        .unwrap();
+        let n = to_node(n);
+        assert_eq!(
+            n.allocatable,
+            Some(Resources {
+                cpu_millis: 3900,
+                memory_bytes: 7990 << 20,
+                pods: 110
+            })
+        );
+        assert_eq!(n.taints[0].key, "dedicated");
+        assert_eq!(to_node(core::Node::default()).allocatable, None);
+    }
+
     #[test]
     fn the_pdb_name_comes_from_the_disruption_budget_cause() {
         let body = br#"{"kind":"Status","code":429,"details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb needs 2 healthy pods and has 2 currently"}]}}"#;
@@ -1177,6 +1339,7 @@ mod tests {
             volumes: Vec::new(),
             phase: "Running".into(),
             ready: true,
+            ..Pod::default()
         };
         assert_eq!(blocking_pdb(body, &pod, &[]), "web-pdb");
         // Without a cause, the PDB whose selector matches.

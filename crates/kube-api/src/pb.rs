@@ -92,8 +92,52 @@ pub struct OwnerReference {
 pub struct PodSpec {
     #[prost(message, repeated, tag = "1")]
     pub volumes: Vec<Volume>,
+    #[prost(message, repeated, tag = "2")]
+    pub containers: Vec<Container>,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub node_selector: std::collections::BTreeMap<String, String>,
     #[prost(string, optional, tag = "10")]
     pub node_name: Option<String>,
+    #[prost(message, repeated, tag = "20")]
+    pub init_containers: Vec<Container>,
+    #[prost(message, repeated, tag = "22")]
+    pub tolerations: Vec<Toleration>,
+    #[prost(btree_map = "string, message", tag = "32")]
+    pub overhead: std::collections::BTreeMap<String, Quantity>,
+}
+
+/// `core.v1.Container`: its requests only.
+#[derive(Clone, PartialEq, Message)]
+pub struct Container {
+    #[prost(message, optional, tag = "8")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// `core.v1.ResourceRequirements`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceRequirements {
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub requests: std::collections::BTreeMap<String, Quantity>,
+}
+
+/// `resource.Quantity`: its canonical string.
+#[derive(Clone, PartialEq, Message)]
+pub struct Quantity {
+    #[prost(string, optional, tag = "1")]
+    pub string: Option<String>,
+}
+
+/// `core.v1.Toleration`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Toleration {
+    #[prost(string, optional, tag = "1")]
+    pub key: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub operator: Option<String>,
+    #[prost(string, optional, tag = "3")]
+    pub value: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub effect: Option<String>,
 }
 
 /// `core.v1.Volume`.
@@ -215,6 +259,7 @@ mod tests {
                     }),
                 }],
                 node_name: Some("w1".into()),
+                ..Default::default()
             }),
             status: None,
         };

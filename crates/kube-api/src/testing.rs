@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ferry_core::cluster::{Node, Pdb, Pod, Volume};
+use ferry_core::cluster::{Node, Pdb, Pod, Resources, Taint, Toleration, Volume};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -232,6 +232,9 @@ pub fn node_json(n: &Node) -> Value {
     if n.unschedulable {
         spec["unschedulable"] = json!(true);
     }
+    if !n.taints.is_empty() {
+        spec["taints"] = taints_json(&n.taints);
+    }
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": n.name, "labels": labels},
@@ -247,6 +250,7 @@ pub fn node_json(n: &Node) -> Value {
                  "lastHeartbeatTime": "2024-01-01T00:00:00Z", "lastTransitionTime": "2024-01-01T00:00:00Z"}
             ],
             "addresses": addresses,
+            "allocatable": n.allocatable.map(|a| resources_json(&a, true)),
             "nodeInfo": {
                 "architecture": "amd64", "bootID": "b", "containerRuntimeVersion": "containerd://1.7.20",
                 "kernelVersion": "5.15.0", "kubeProxyVersion": n.kubelet_version,
@@ -255,6 +259,54 @@ pub fn node_json(n: &Node) -> Value {
             }
         }
     })
+}
+
+/// A node's `spec.taints`.
+pub fn taints_json(taints: &[Taint]) -> Value {
+    taints
+        .iter()
+        .map(|t| {
+            let mut v = json!({"key": t.key, "effect": t.effect});
+            if !t.value.is_empty() {
+                v["value"] = json!(t.value);
+            }
+            v
+        })
+        .collect()
+}
+
+/// A resource list as the API server writes it (`cpu` in millicores, the rest in units);
+/// `pods` only for a node.
+pub fn resources_json(r: &Resources, node: bool) -> Value {
+    let mut v = json!({
+        "cpu": format!("{}m", r.cpu_millis),
+        "memory": r.memory_bytes.to_string(),
+    });
+    if node {
+        v["pods"] = json!(r.pods.to_string());
+    }
+    v
+}
+
+/// A pod's `spec.tolerations`.
+pub fn tolerations_json(tolerations: &[Toleration]) -> Value {
+    tolerations
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::Map::new();
+            for (k, val) in [
+                ("key", &t.key),
+                ("operator", &t.operator),
+                ("value", &t.value),
+                ("effect", &t.effect),
+            ] {
+                if !val.is_empty() {
+                    v.insert(k.into(), json!(val));
+                }
+            }
+            Value::Object(v)
+        })
+        .collect()
 }
 
 /// The Kubernetes JSON of a pod.
@@ -282,12 +334,22 @@ pub fn pod_json(p: &Pod) -> Value {
             "uid": format!("uid-{}", o.name), "controller": true, "blockOwnerDeletion": true
         }]);
     }
+    let mut main = json!({"name": "main", "image": "registry.example/app:1"});
+    if p.requests != Resources::default() {
+        main["resources"] = json!({"requests": resources_json(&p.requests, false)});
+    }
     let mut spec = json!({
-        "containers": [{"name": "main", "image": "registry.example/app:1"}],
+        "containers": [main],
         "volumes": volumes, "restartPolicy": "Always"
     });
     if let Some(n) = &p.node {
         spec["nodeName"] = json!(n);
+    }
+    if !p.node_selector.is_empty() {
+        spec["nodeSelector"] = json!(p.node_selector);
+    }
+    if !p.tolerations.is_empty() {
+        spec["tolerations"] = tolerations_json(&p.tolerations);
     }
     json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,

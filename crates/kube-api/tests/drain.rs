@@ -25,6 +25,7 @@ fn seed() -> KubeSeed {
         volumes: Vec::new(),
         phase: "Running".into(),
         ready: true,
+        ..Pod::default()
     };
     let pdb = |app: &str| Pdb {
         namespace: "shop".into(),
@@ -48,6 +49,7 @@ fn seed() -> KubeSeed {
             labels: BTreeMap::new(),
             internal_ip: Some("10.0.0.11".into()),
             kubelet_version: "v1.32.5".into(),
+            ..Node::default()
         }],
         pods: vec![
             pod("a-1", "a"),

@@ -36,6 +36,7 @@ use std::time::Duration;
 use ferry_core::ClusterApi;
 use ferry_core::cluster::{Pdb, Pod, Volume};
 use ferry_kube_api::testing::real::{RealServer, announce, eventually};
+use ferry_kube_api::testing::{resources_json, taints_json, tolerations_json};
 use ferry_testing::conformance::cluster::{ClusterSeed, ClusterSetup, run_suite};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -341,7 +342,7 @@ impl RealSetup {
         let obj: core::Node = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": n.name, "labels": n.labels, "annotations": {MARK: "true"}},
-            "spec": {"unschedulable": n.unschedulable}
+            "spec": {"unschedulable": n.unschedulable, "taints": taints_json(&n.taints)}
         }))
         .map_err(|e| e.to_string())?;
         let created = api
@@ -359,6 +360,7 @@ impl RealSetup {
             "conditions": [{"type": "Ready", "status": ready, "reason": "FerryConformance",
                 "lastHeartbeatTime": now, "lastTransitionTime": now}],
             "addresses": addresses,
+            "allocatable": n.allocatable.map(|a| resources_json(&a, true)),
             "nodeInfo": {"kubeletVersion": n.kubelet_version, "machineID": "", "systemUUID": "",
                 "bootID": "", "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "",
                 "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"}
@@ -389,8 +391,14 @@ impl RealSetup {
         if !owner.is_null() {
             meta["ownerReferences"] = owner;
         }
+        let mut main = json!({"name": "main", "image": "registry.invalid/pause:1"});
+        if p.requests != ferry_core::cluster::Resources::default() {
+            main["resources"] = json!({"requests": resources_json(&p.requests, false)});
+        }
         let mut spec = json!({
-            "containers": [{"name": "main", "image": "registry.invalid/pause:1"}],
+            "containers": [main],
+            "nodeSelector": p.node_selector,
+            "tolerations": tolerations_json(&p.tolerations),
             "automountServiceAccountToken": false,
             "terminationGracePeriodSeconds": 0,
             "schedulerName": "ferry-conformance-unscheduled",

@@ -149,6 +149,7 @@ fn cluster(nodes: usize, workloads: &[Workload]) -> Snapshot {
                 volumes,
                 phase: "Running".into(),
                 ready: r,
+                ..Pod::default()
             });
         }
         if let Some(m) = wl.min_available {

@@ -8,7 +8,7 @@ use super::host::{k0s_api_up, kubelet, mke3_kube_api_up};
 use super::world::{Call, PodState, World, WorldState};
 use ferry_core::cluster::{
     CONTROLLER_KINDS, Claim, ClusterApi, ClusterError, Controller, DrainOptions, DrainReport, Node,
-    ObjectRef, Pdb, PersistentVolume, Pod, Volume,
+    ObjectRef, Pdb, PersistentVolume, Pod, Resources, Volume,
 };
 
 /// The fake cluster.
@@ -119,6 +119,13 @@ fn node_of(s: &WorldState, name: &str) -> Option<Node> {
             Some("k0s") => "v1.31.1+k0s".into(),
             _ => "v1.27.16-mirantis-1".into(),
         },
+        // what the kubelet of a 4-CPU, 8 GiB machine reports, with the default pod limit
+        allocatable: Some(Resources {
+            cpu_millis: 4000,
+            memory_bytes: 8 << 30,
+            pods: 110,
+        }),
+        taints: Vec::new(),
     })
 }
 
@@ -173,6 +180,9 @@ impl ClusterApi for FakeCluster {
                 .into(),
                 // a pod runs (and is ready) once it has a node
                 ready: p.node.is_some(),
+                requests: p.requests,
+                node_selector: p.node_selector.clone(),
+                tolerations: p.tolerations.clone(),
             })
             .collect())
     }
@@ -420,6 +430,9 @@ fn evict(s: &mut WorldState, p: &PodState, from: &str, pdb: Option<usize>) {
         owner: Some(owner),
         volumes: p.volumes.clone(),
         phase: if running { "Running" } else { "Pending" }.into(),
+        requests: p.requests,
+        node_selector: p.node_selector.clone(),
+        tolerations: p.tolerations.clone(),
     });
     if running {
         if let Some(i) = pdb {
@@ -465,6 +478,9 @@ impl crate::conformance::cluster::ClusterSetup for FakeClusterSetup {
                 owner: p.owner.clone(),
                 volumes: p.volumes.clone(),
                 phase: p.phase.clone(),
+                requests: p.requests,
+                node_selector: p.node_selector.clone(),
+                tolerations: p.tolerations.clone(),
             })
             .collect();
         st.cluster.pdbs = seed.pdbs.clone();

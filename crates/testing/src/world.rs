@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, watch};
 
-use ferry_core::cluster::{ObjectRef, Owner, Pdb, Volume};
+use ferry_core::cluster::{ObjectRef, Owner, Pdb, Resources, Toleration, Volume};
 use ferry_core::engine::{Hooks, Interrupts, StepError, StepKey, current_step};
 use ferry_core::secret::Secret;
 use ferry_rbac::export::{Account, Collection, Grant, Member, Role, Team};
@@ -106,7 +106,7 @@ pub struct ClusterState {
 }
 
 /// A pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodState {
     pub namespace: String,
     pub name: String,
@@ -115,6 +115,9 @@ pub struct PodState {
     pub owner: Option<Owner>,
     pub volumes: Vec<Volume>,
     pub phase: String,
+    pub requests: Resources,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
 }
 
 /// The MKE 3 API's data.
@@ -932,6 +935,7 @@ impl Fixture {
                     path: "/lib/modules".into(),
                 }],
                 phase: "Running".into(),
+                ..PodState::default()
             });
         }
         for (i, n) in managers.iter().take(2).enumerate() {
@@ -943,6 +947,7 @@ impl Fixture {
                 owner: owner("ReplicaSet", "coredns-5d78c9869d"),
                 volumes: vec![],
                 phase: "Running".into(),
+                ..PodState::default()
             });
         }
         for i in 0..3 {
@@ -957,6 +962,7 @@ impl Fixture {
                     name: "cache".into(),
                 }],
                 phase: "Running".into(),
+                ..PodState::default()
             });
         }
         st.cluster.pods.push(PodState {
@@ -973,6 +979,7 @@ impl Fixture {
                 claim: "data-db-0".into(),
             }],
             phase: "Running".into(),
+            ..PodState::default()
         });
         st.cluster.pdbs.push(Pdb {
             namespace: "default".into(),

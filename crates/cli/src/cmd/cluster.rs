@@ -182,6 +182,7 @@ mod tests {
             labels: Default::default(),
             internal_ip: Some("10.0.0.1".into()),
             kubelet_version: "v1.31.4".into(),
+            ..Node::default()
         };
         let t = table(
             "v1.31.4",

@@ -311,6 +311,7 @@ mod tests {
             labels: BTreeMap::new(),
             internal_ip: None,
             kubelet_version: "v1.27".into(),
+            ..Node::default()
         }
     }
 

@@ -46,7 +46,8 @@ use serde_json::json;
 
 use super::mke3::SuiteReport;
 use ferry_core::cluster::{
-    ClusterApi, ClusterError, DrainOptions, LabelSelector, Node, ObjectRef, Owner, Pdb, Pod, Volume,
+    ClusterApi, ClusterError, DrainOptions, LabelSelector, Node, ObjectRef, Owner, Pdb, Pod,
+    Resources, Taint, Toleration, Volume,
 };
 
 /// What a backend under test must hold.
@@ -105,6 +106,13 @@ fn node(name: &str, roles: &[&str], ready: bool, ip: &str) -> Node {
         labels,
         internal_ip: Some(ip.into()),
         kubelet_version: "v1.31.4-mirantis-1".into(),
+        // a not-ready kubelet that never posted its status reports no allocatable
+        allocatable: ready.then_some(Resources {
+            cpu_millis: 3900,
+            memory_bytes: 7_800 << 20,
+            pods: 110,
+        }),
+        taints: Vec::new(),
     }
 }
 
@@ -129,6 +137,7 @@ fn pod(ns: &str, name: &str, node: &str, app: &str, owner: Option<(&str, &str)>)
         volumes: Vec::new(),
         phase: "Running".into(),
         ready: true,
+        ..Pod::default()
     }
 }
 
@@ -142,7 +151,11 @@ fn pod(ns: &str, name: &str, node: &str, app: &str, owner: Option<(&str, &str)>)
 /// | `worker-3` | — (not ready) | `shop/cache-1` with an `emptyDir` |
 /// | `worker-4` | worker | `shop/api-1`, `shop/api-2` (PDB `api-pdb`, 1 allowed) |
 ///
-/// plus an unscheduled pod `shop/pending-1`.
+/// plus an unscheduled pod `shop/pending-1`. Every ready node reports allocatable 3900m CPU,
+/// 7800Mi memory and 110 pods (`worker-3` none); `manager-0` is tainted
+/// `node-role.kubernetes.io/master:NoSchedule`, `worker-1` `dedicated=db:NoSchedule` and labelled
+/// `disk=ssd`; the web pods request 250m and 64Mi; `db-0` requests 1500m and 2Gi, selects
+/// `disk=ssd` and tolerates `dedicated=db`; the calico pods tolerate every taint.
 pub fn standard_seed() -> ClusterSeed {
     let mut nodes = vec![
         node("worker-4", &["worker"], true, "10.0.0.24"),
@@ -152,8 +165,31 @@ pub fn standard_seed() -> ClusterSeed {
         node("worker-3", &[], false, "10.0.0.23"),
     ];
     nodes[3].internal_ip = None;
+    nodes[1].taints = vec![Taint {
+        key: "node-role.kubernetes.io/master".into(),
+        value: String::new(),
+        effect: "NoSchedule".into(),
+    }];
+    nodes[2].taints = vec![Taint {
+        key: "dedicated".into(),
+        value: "db".into(),
+        effect: "NoSchedule".into(),
+    }];
+    nodes[2].labels.insert("disk".into(), "ssd".into());
 
     let mut db = pod(NS, "db-0", "worker-1", "db", Some(("StatefulSet", "db")));
+    db.requests = Resources {
+        cpu_millis: 1500,
+        memory_bytes: 2 << 30,
+        pods: 0,
+    };
+    db.node_selector = BTreeMap::from([("disk".to_string(), "ssd".to_string())]);
+    db.tolerations = vec![Toleration {
+        key: "dedicated".into(),
+        operator: "Equal".into(),
+        value: "db".into(),
+        effect: "NoSchedule".into(),
+    }];
     db.volumes = vec![
         Volume::PersistentVolumeClaim {
             name: "data".into(),
@@ -187,37 +223,36 @@ pub fn standard_seed() -> ClusterSeed {
     let mut pending = pod(NS, "pending-1", "", "web", Some(("ReplicaSet", "web-6c4")));
     pending.phase = "Pending".into();
     pending.ready = false;
+    let web = |name: &str| {
+        let mut p = pod(NS, name, "worker-1", "web", Some(("ReplicaSet", "web-6c4")));
+        p.requests = Resources {
+            cpu_millis: 250,
+            memory_bytes: 64 << 20,
+            pods: 0,
+        };
+        p
+    };
+    let calico = |name: &str, node: &str| {
+        let mut p = pod(
+            "kube-system",
+            name,
+            node,
+            "calico-node",
+            Some(("DaemonSet", "calico-node")),
+        );
+        p.tolerations = vec![Toleration {
+            operator: "Exists".into(),
+            ..Toleration::default()
+        }];
+        p
+    };
     let pods = vec![
-        pod(
-            NS,
-            "web-2",
-            "worker-1",
-            "web",
-            Some(("ReplicaSet", "web-6c4")),
-        ),
-        pod(
-            NS,
-            "web-1",
-            "worker-1",
-            "web",
-            Some(("ReplicaSet", "web-6c4")),
-        ),
+        web("web-2"),
+        web("web-1"),
         db,
         files,
-        pod(
-            "kube-system",
-            "calico-node-w1",
-            "worker-1",
-            "calico-node",
-            Some(("DaemonSet", "calico-node")),
-        ),
-        pod(
-            "kube-system",
-            "calico-node-m0",
-            "manager-0",
-            "calico-node",
-            Some(("DaemonSet", "calico-node")),
-        ),
+        calico("calico-node-w1", "worker-1"),
+        calico("calico-node-m0", "manager-0"),
         pod(
             "kube-system",
             "kube-apiserver-manager-0",
@@ -273,16 +308,28 @@ fn pod_key(p: &Pod) -> String {
     format!("{}/{}", p.namespace, p.name)
 }
 
+/// The taints and tolerations a real control plane adds by itself: the node lifecycle
+/// controller taints a node that is not ready or unschedulable (`node.kubernetes.io/...`), and
+/// the `DefaultTolerationSeconds` admission plugin gives every pod a toleration of the
+/// not-ready and unreachable taints. A backend reads them; the seed does not hold them.
+fn managed_by_control_plane(key: &str) -> bool {
+    key.starts_with("node.kubernetes.io/")
+}
+
 fn sorted_nodes(mut v: Vec<Node>) -> Vec<Node> {
     v.sort_by(|a, b| a.name.cmp(&b.name));
     for n in &mut v {
         n.roles.sort();
+        n.taints.retain(|t| !managed_by_control_plane(&t.key));
     }
     v
 }
 
 fn sorted_pods(mut v: Vec<Pod>) -> Vec<Pod> {
     v.sort_by_key(pod_key);
+    for p in &mut v {
+        p.tolerations.retain(|t| !managed_by_control_plane(&t.key));
+    }
     v
 }
 
