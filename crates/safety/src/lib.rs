@@ -27,9 +27,11 @@
 //! assert!(report.render().contains(r#"The pod "shop/cart" is not being managed by a controller."#));
 //! ```
 
+pub mod capacity;
 pub mod checks;
 pub mod model;
 pub mod report;
 
+pub use capacity::{CapacityReport, NoRoom, NodeTurn, Order, capacity};
 pub use checks::{NodeSelector, Options, SelectorError, Target, check, targets_from_nodes};
 pub use report::{Class, Finding, Kind, NodeReport, Report, Status};
