@@ -30,6 +30,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         ["reset", ..] => reset(&env),
         ["token", "create", ..] => token_create(&env, &args[2..]),
         ["etcd", "member-list", ..] => member_list(&env),
+        ["etcd", "leave", rest @ ..] => etcd_leave(&env, rest),
         ["backup", ..] => backup(&env, &args[1..]),
         ["controller" | "worker", ..] => daemon::run(&env, words[0], &args[1..]),
         ["__initd", name, cmd] => service::initd(&env, name, cmd),
@@ -263,9 +264,26 @@ fn token_create(env: &Env, args: &[String]) -> Result<(), Error> {
 
 fn member_list(env: &Env) -> Result<(), Error> {
     running_controller(env, "failed to read etcd member list")?;
-    let m = daemon::members(env)?;
+    let m = daemon::quorate_members(env)
+        .map_err(|e| Error::msg(format!("failed to read etcd member list: {e}")))?;
     println!("{}", serde_json::json!({ "members": m }));
     Ok(())
+}
+
+/// `k0s etcd leave [--peer-address ADDR]`.
+fn etcd_leave(env: &Env, args: &[&str]) -> Result<(), Error> {
+    let peer = match args {
+        [] => None,
+        ["--peer-address", a] => Some(*a),
+        [f] if f.starts_with("--peer-address=") => f.strip_prefix("--peer-address="),
+        _ => {
+            return Err(Error::msg(format!(
+                "unknown arguments {args:?} for \"k0s etcd leave\""
+            )));
+        }
+    };
+    running_controller(env, "failed to leave the etcd cluster")?;
+    daemon::leave(env, peer)
 }
 
 /// `k0s backup --save-path DIR`: a tar.gz of /etc/k0s and the data dir, made by the host's tar.

@@ -13,6 +13,11 @@ use crate::util::{self, Error};
 
 /// The join line a joining node sends to a controller's API port.
 const JOIN: &str = "K0S-DOUBLE-JOIN";
+/// A controller tells the others the member list after a change (`<line> <json>`), as etcd's
+/// raft log would carry it to every member.
+const MEMBERS: &str = "K0S-DOUBLE-MEMBERS";
+/// A controller that starts again asks a peer for the list it missed while it was down.
+const SYNC: &str = "K0S-DOUBLE-SYNC";
 
 /// Ports a k0s daemon listens on (the in-memory fake's `k0s_ports`): etcd peer, kube-apiserver,
 /// konnectivity, controller join API; the kubelet with a worker.
@@ -120,6 +125,149 @@ fn joined_marker(env: &Env) -> std::path::PathBuf {
     env.path(&format!("{DOUBLE_DIR}/joined"))
 }
 
+/// Set when this controller's etcd member was removed (`k0s etcd leave`): its etcd is gone for
+/// good until `k0s reset` and a new join.
+fn removed_marker(env: &Env) -> std::path::PathBuf {
+    env.path(&format!("{DOUBLE_DIR}/removed"))
+}
+
+/// This controller's etcd member was removed from the cluster.
+pub fn removed(env: &Env) -> bool {
+    removed_marker(env).exists()
+}
+
+/// `host:port` of the join API of the controller whose etcd peer URL is `peer`
+/// (`https://10.0.0.1:2380` → `10.0.0.1:9443`, the port offset kept).
+fn api_of(peer: &str) -> Option<String> {
+    let rest = peer.strip_prefix("https://")?;
+    let (host, port) = rest.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_sub(2380)?.checked_add(9443)?))
+}
+
+/// Whether something listens at `peer`'s etcd port.
+fn peer_answers(peer: &str) -> bool {
+    let Some(rest) = peer.strip_prefix("https://") else {
+        return false;
+    };
+    use std::net::ToSocketAddrs as _;
+    rest.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+}
+
+/// The member list when a majority of its members answers, as an etcd read needs; etcd's
+/// errors otherwise.
+pub fn quorate_members(env: &Env) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    if removed(env) {
+        return Err(Error::msg(
+            "etcdserver: the member has been permanently removed from the cluster",
+        ));
+    }
+    let m = members(env)?;
+    let up = m
+        .values()
+        .filter(|p| p.as_str().is_some_and(peer_answers))
+        .count();
+    if up * 2 <= m.len() {
+        return Err(Error::msg(format!(
+            "context deadline exceeded (etcd has no quorum: {up} of {} members answer)",
+            m.len()
+        )));
+    }
+    Ok(m)
+}
+
+/// Sends `m` to every member but `skip` (best effort: a member that is down catches up with
+/// [`SYNC`] when it starts), and to `also` (a member just removed, so that it knows).
+fn broadcast(m: &serde_json::Map<String, serde_json::Value>, skip: &[&str], also: Option<&str>) {
+    let line = format!(
+        "{MEMBERS} {}\n",
+        serde_json::Value::Object(m.clone())
+    );
+    let peers = m
+        .iter()
+        .filter(|(name, _)| !skip.contains(&name.as_str()))
+        .filter_map(|(_, p)| p.as_str())
+        .chain(also);
+    for peer in peers {
+        let Some(api) = api_of(peer) else { continue };
+        use std::net::ToSocketAddrs as _;
+        let Some(addr) = api.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            continue;
+        };
+        if let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = c.write_all(line.as_bytes());
+            // wait for the peer to have written it
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut ack = String::new();
+            let _ = BufReader::new(c).read_line(&mut ack);
+        }
+    }
+}
+
+/// `k0s etcd leave [--peer-address ADDR]`: removes the member whose peer URL has `ADDR` (this
+/// controller's own by default), through this controller, which must be a quorate member.
+pub fn leave(env: &Env, peer_address: Option<&str>) -> Result<(), Error> {
+    let mut m = quorate_members(env)?;
+    let own = {
+        let me = env.hostname();
+        m.get(&me).and_then(|p| p.as_str()).map(str::to_string)
+    };
+    let host_of = |p: &str| {
+        p.strip_prefix("https://")
+            .and_then(|r| r.rsplit_once(':'))
+            .map(|(h, _)| h.to_string())
+    };
+    let want = match peer_address {
+        Some(a) => a.to_string(),
+        None => own
+            .as_deref()
+            .and_then(|p| p.strip_prefix("https://"))
+            .map(str::to_string)
+            .ok_or_else(|| Error::msg("this controller is not an etcd member"))?,
+    };
+    // k0s takes an address and means its peer URL on the etcd port; with the double's port
+    // offsets several members can share an address, so `ADDR:PORT` picks one of them
+    let matching: Vec<(String, String)> = m
+        .iter()
+        .filter_map(|(n, p)| Some((n, p.as_str()?)))
+        .filter(|(_, p)| {
+            p.strip_prefix("https://") == Some(want.as_str())
+                || host_of(p).as_deref() == Some(want.as_str())
+        })
+        .map(|(n, p)| (n.clone(), p.to_string()))
+        .collect();
+    let (name, peer) = match matching.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(Error::msg(format!(
+                "failed to remove member: no etcd member has peer address {want}"
+            )));
+        }
+        _ => {
+            return Err(Error::msg(format!(
+                "failed to remove member: more than one member has peer address {want}; give ADDR:PORT"
+            )));
+        }
+    };
+    m.remove(&name);
+    let me = env.hostname();
+    if name == me {
+        util::write(&removed_marker(env), b"", 0o600, "the removed marker")?;
+    } else {
+        save_members(env, &m)?;
+    }
+    broadcast(&m, &[me.as_str()], Some(&peer));
+    if name == me {
+        save_members(env, &m)?;
+    }
+    eprintln!("Successfully removed the member {name} ({peer}) from the etcd cluster");
+    Ok(())
+}
+
 /// `k0s controller ...` / `k0s worker ...`: runs until killed.
 pub fn run(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
     let flags = parse_flags(args)?;
@@ -162,6 +310,7 @@ pub fn run(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
         let peer = format!("https://{address}:{}", env.port(2380)?);
         match &token {
             Some(t) => join_controller(env, t, &me, &peer)?,
+            None if joined || members(env)?.len() > 1 => catch_up(env, &me),
             None => {
                 let mut m = members(env)?;
                 m.insert(me.clone(), serde_json::Value::String(peer));
@@ -234,10 +383,78 @@ fn serve_port(env: &Env, l: TcpListener, api: bool) {
     }
 }
 
+/// A controller that was down asks each peer it knows for the current list; the first answer
+/// wins (etcd's raft would bring it up to date the same way).
+fn catch_up(env: &Env, me: &str) {
+    let Ok(m) = members(env) else { return };
+    for (name, peer) in &m {
+        if name == me {
+            continue;
+        }
+        let Some(api) = peer.as_str().and_then(api_of) else {
+            continue;
+        };
+        let Ok(mut c) = TcpStream::connect(&api) else {
+            continue;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        if c.write_all(format!("{SYNC}\n").as_bytes()).is_err() {
+            continue;
+        }
+        let mut line = String::new();
+        if BufReader::new(c).read_line(&mut line).is_err() {
+            continue;
+        }
+        if let Ok(serde_json::Value::Object(list)) = serde_json::from_str(line.trim()) {
+            if !list.contains_key(me) {
+                let _ = util::write(&removed_marker(env), b"", 0o600, "the removed marker");
+            }
+            let _ = save_members(env, &list);
+            return;
+        }
+    }
+}
+
+/// The kubeconfig a joining node's kubelet uses: the one this controller holds, as k0s hands
+/// out the API's address and credentials with a join.
+fn kubeconfig_for_join(env: &Env) -> Option<String> {
+    use base64::Engine as _;
+    std::fs::read(env.path(crate::node::KUBECONFIG))
+        .ok()
+        .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+}
+
+/// Keeps the kubeconfig a join handed out.
+fn keep_kubeconfig(env: &Env, encoded: Option<&str>) -> Result<(), Error> {
+    use base64::Engine as _;
+    let Some(b) = encoded.and_then(|e| base64::engine::general_purpose::STANDARD.decode(e).ok())
+    else {
+        return Ok(());
+    };
+    let path = env.path(crate::node::KUBECONFIG);
+    if let Some(dir) = path.parent() {
+        util::mkdirs(dir)?;
+    }
+    util::write(&path, &b, 0o600, "the kubelet's kubeconfig")
+}
+
 fn answer_join(env: &Env, mut c: TcpStream) -> std::io::Result<()> {
     c.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
     BufReader::new(c.try_clone()?).read_line(&mut line)?;
+    if let Some(list) = line.trim().strip_prefix(MEMBERS) {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(list.trim()) {
+            if !m.contains_key(&env.hostname()) {
+                let _ = util::write(&removed_marker(env), b"", 0o600, "the removed marker");
+            }
+            let _ = save_members(env, &m);
+        }
+        return c.write_all(b"ok\n");
+    }
+    if line.trim() == SYNC {
+        let m = members(env).unwrap_or_default();
+        return c.write_all(format!("{}\n", serde_json::Value::Object(m)).as_bytes());
+    }
     let mut w = line.split_whitespace();
     if w.next() != Some(JOIN) {
         return Ok(());
@@ -248,16 +465,26 @@ fn answer_join(env: &Env, mut c: TcpStream) -> std::io::Result<()> {
         Some(Ok(t)) => match token::accept(env, &t) {
             Err(e) => format!("denied {e}"),
             Ok(()) if t.role == "controller" => match (w.next(), w.next()) {
-                (Some(name), Some(peer)) => match members(env).and_then(|mut m| {
+                // adding a member is an etcd write: it needs the quorum
+                (Some(name), Some(peer)) => match quorate_members(env).and_then(|mut m| {
                     m.insert(name.to_string(), serde_json::Value::String(peer.into()));
                     save_members(env, &m).map(|()| m)
                 }) {
-                    Ok(m) => format!("ok {}", serde_json::Value::Object(m)),
+                    Ok(m) => {
+                        broadcast(&m, &[env.hostname().as_str(), name], None);
+                        format!(
+                            "ok {}",
+                            serde_json::json!({"members": m, "kubeconfig": kubeconfig_for_join(env)})
+                        )
+                    }
                     Err(e) => format!("denied {e}"),
                 },
                 _ => "denied a controller names itself".to_string(),
             },
-            Ok(()) => "ok {}".to_string(),
+            Ok(()) => format!(
+                "ok {}",
+                serde_json::json!({"kubeconfig": kubeconfig_for_join(env)})
+            ),
         },
     };
     c.write_all(format!("{reply}\n").as_bytes())
@@ -283,9 +510,12 @@ fn join_controller(env: &Env, tok: &(Token, String), me: &str, peer: &str) -> Re
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match ask(tok, &format!("{me} {peer}")) {
-            Ok(Ok(list)) => {
-                let m = serde_json::from_str(&list).unwrap_or_default();
+            Ok(Ok(answer)) => {
+                let a: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+                let m = a["members"].as_object().cloned().unwrap_or_default();
                 save_members(env, &m)?;
+                util::remove_file(&removed_marker(env))?;
+                keep_kubeconfig(env, a["kubeconfig"].as_str())?;
                 return util::write(&joined_marker(env), b"", 0o600, "the join marker");
             }
             Ok(Err(why)) => {
@@ -311,7 +541,11 @@ fn join_worker(env: &Env, tok: &(Token, String)) {
     let t = &tok.0;
     loop {
         match ask(tok, "") {
-            Ok(Ok(_)) => {
+            Ok(Ok(answer)) => {
+                let a: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+                if let Err(e) = keep_kubeconfig(env, a["kubeconfig"].as_str()) {
+                    eprintln!("{e}");
+                }
                 eprintln!("joined the cluster at {}", t.server);
                 if let Err(e) = util::write(&joined_marker(env), b"", 0o600, "the join marker") {
                     eprintln!("{e}");

@@ -512,3 +512,81 @@ fn no_taints_is_kept_in_the_service() {
         "{script}"
     );
 }
+
+/// etcd's membership as k0s shows it: every controller sees every member, a read needs a
+/// majority of them up, `k0s etcd leave` removes one for good (its own reads fail until it is
+/// reset and joins again), and a controller that was down catches up when it starts.
+#[test]
+fn etcd_membership_is_one_list_with_a_quorum() {
+    let c1 = Host::new("c1", 22800);
+    c1.ok(&["install", "controller", "--config=/etc/k0s/k0s.yaml"]);
+    c1.ok(&["start"]);
+    let join = |h: &Host, via: &Host| {
+        std::fs::write(
+            h.path("/etc/k0s/join-token"),
+            via.ok(&["token", "create", "--role=controller"]),
+        )
+        .unwrap();
+        h.ok(&[
+            "install",
+            "controller",
+            "--config=/etc/k0s/k0s.yaml",
+            "--token-file=/etc/k0s/join-token",
+        ]);
+        h.ok(&["start"]);
+    };
+    let c2 = Host::new("c2", 22900);
+    join(&c2, &c1);
+    let c3 = Host::new("c3", 23000);
+    join(&c3, &c1);
+    let names = |h: &Host| -> Vec<String> {
+        parse_member_list(&h.ok(&["etcd", "member-list"]))
+            .unwrap()
+            .into_keys()
+            .collect()
+    };
+    // c2 joined before c3 and learns of it from c1
+    for h in [&c1, &c2, &c3] {
+        assert_eq!(names(h), ["c1", "c2", "c3"], "on {}", h.name);
+    }
+
+    // one of three down: the other two are a majority
+    c3.ok(&["stop"]);
+    assert_eq!(names(&c1), ["c1", "c2", "c3"]);
+    // two of three down: no quorum
+    c2.ok(&["stop"]);
+    let e = c1.fails(&["etcd", "member-list"]);
+    assert!(e.contains("etcd has no quorum: 1 of 3 members answer"), "{e}");
+    c2.ok(&["start"]);
+    c3.ok(&["start"]);
+
+    // c3 removed through c1, by its peer address (all of them are 127.0.0.1 here: with the
+    // port), while c2 is down: c1 and c3 are two of three
+    let e = c1.fails(&["etcd", "leave", "--peer-address", "192.0.2.9"]);
+    assert!(e.contains("no etcd member has peer address 192.0.2.9"), "{e}");
+    let e = c1.fails(&["etcd", "leave", "--peer-address=127.0.0.1"]);
+    assert!(e.contains("more than one member"), "{e}");
+    c2.ok(&["stop"]);
+    let c3_peer = format!("--peer-address=127.0.0.1:{}", c3.port(2380));
+    c1.ok(&["etcd", "leave", &c3_peer]);
+    let e = c3.fails(&["etcd", "member-list"]);
+    assert!(e.contains("permanently removed"), "{e}");
+    // {c1, c2} with c2 down has no quorum
+    let e = c1.fails(&["etcd", "member-list"]);
+    assert!(e.contains("1 of 2 members answer"), "{e}");
+    // c2 was down during the change: it catches up when it starts
+    c2.ok(&["start"]);
+    assert_eq!(names(&c2), ["c1", "c2"]);
+    assert_eq!(names(&c1), ["c1", "c2"]);
+
+    // c3, reset, joins again
+    c3.ok(&["stop"]);
+    c3.ok(&["reset"]);
+    join(&c3, &c1);
+    for h in [&c1, &c2, &c3] {
+        assert_eq!(names(h), ["c1", "c2", "c3"], "on {}", h.name);
+    }
+    for h in [&c1, &c2, &c3] {
+        h.ok(&["stop"]);
+    }
+}
