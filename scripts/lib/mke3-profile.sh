@@ -152,6 +152,12 @@ cmd_mke3() {
   [ -x "$standin" ] || die "mke3: $standin is not an executable file"
   [ -x "$BASE/usr/bin/etcd" ] && [ -x "$BASE/usr/sbin/dockerd" ] ||
     die "mke3: the base root $BASE has no Docker engine or etcd (rebuild it: testbed down, then up)"
+  for ((i = 1; i <= n; i++)); do
+    if [ -f "$STATE/hosts/h$i/base" ] && [ ! -x "$(host_root "$i")/usr/sbin/dockerd" ]; then
+      die "mke3: h$i was reimaged to $(host_root "$i"), which has no Docker engine (a fresh OS);" \
+        "\`scripts/testbed reimage h$i $BASE\` makes it a base host again"
+    fi
+  done
   command -v openssl >/dev/null || die "mke3: openssl is needed on this machine"
   take_lock
   local dir=$STATE/mke3 started=$SECONDS
