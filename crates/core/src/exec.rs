@@ -339,6 +339,56 @@ pub trait HostExec: Send + Sync + fmt::Debug {
 
     /// Closes the connection.
     async fn close(&self) -> Result<(), ExecError>;
+
+    /// For a host being reinstalled: connects with whatever host key the host presents now
+    /// (every other setting of this host kept), reads the file `path` there, and, when
+    /// `accept` says yes to its content, records that key for this host in place of the
+    /// recorded one, so that the next command connects with it. Only a flow that reinstalls
+    /// this very host calls it, at the moment it expects the change; every other changed key
+    /// is still refused. A transport without host keys only reads the file.
+    async fn read_after_reinstall(
+        &self,
+        path: &str,
+        accept: &(dyn for<'s> Fn(&'s str) -> bool + Send + Sync),
+    ) -> Result<Reinstalled, ExecError> {
+        let out = self.run(&Cmd::new("cat").arg(path)).await?;
+        if !out.success() {
+            return Err(ExecError::Io {
+                host: self.host().to_string(),
+                detail: format!("cat {path}: {}", out.stderr_text().trim()),
+            });
+        }
+        let content = out.stdout_text();
+        let accepted = accept(&content);
+        Ok(Reinstalled {
+            content,
+            accepted,
+            key: HostKeyChange::default(),
+        })
+    }
+}
+
+/// What [`HostExec::read_after_reinstall`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reinstalled {
+    /// The file's content, read with the key the host presents now.
+    pub content: String,
+    /// The caller accepted it (and so the key).
+    pub accepted: bool,
+    pub key: HostKeyChange,
+}
+
+/// What [`HostExec::read_after_reinstall`] did to the recorded host key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostKeyChange {
+    /// The recorded keys were replaced (false: the host presents a key already recorded).
+    pub replaced: bool,
+    /// Fingerprints of the keys recorded before (`SHA256:...`).
+    pub old: Vec<String>,
+    /// Fingerprints of the keys the host presents now.
+    pub new: Vec<String>,
 }
 
 /// Opens a [`HostExec`] for a host of the hosts file.

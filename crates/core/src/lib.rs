@@ -35,6 +35,6 @@ pub mod secret;
 pub mod state;
 
 pub use cluster::{ClusterApi, ClusterError};
-pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, Output};
+pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, HostKeyChange, Output, Reinstalled};
 pub use hosts::HostSpec;
 pub use secret::Secret;

@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) fanout: Semaphore,
     connecting: Semaphore,
     counter: AtomicU64,
+    /// One edit of the known_hosts file at a time (hosts reinstalled side by side).
+    pub(crate) known_hosts_edit: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -206,6 +208,7 @@ impl SshConnector {
             base_config,
             user_config,
             counter: AtomicU64::new(0),
+            known_hosts_edit: tokio::sync::Mutex::new(()),
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry_core::{Cmd, ExecError, FileSpec, HostExec, HostSpec, Output};
-use openssh::{Session, SessionBuilder, Stdio};
+use ferry_core::hosts::KnownHostsPolicy;
+use ferry_core::{
+    Cmd, ExecError, FileSpec, HostExec, HostKeyChange, HostSpec, Output, Reinstalled,
+};
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -498,6 +501,14 @@ impl HostExec for SshHost {
         }
     }
 
+    async fn read_after_reinstall(
+        &self,
+        path: &str,
+        accept: &(dyn for<'s> Fn(&'s str) -> bool + Send + Sync),
+    ) -> Result<Reinstalled, ExecError> {
+        self.learn_host_key(path, accept).await
+    }
+
     async fn close(&self) -> Result<(), ExecError> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -522,6 +533,226 @@ impl HostExec for SshHost {
             // A command still holds it: dropping the last reference shuts the master down.
             Err(_) => Ok(()),
         }
+    }
+}
+
+/// `ssh-keygen ARGS`: its stdout, or `Err` with its stderr; `Ok(None)` for exit status 1 when
+/// `one_is_none` (`-F` found nothing).
+async fn ssh_keygen(args: &[&std::ffi::OsStr], one_is_none: bool) -> Result<Option<String>, String> {
+    let out = tokio::process::Command::new("ssh-keygen")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ssh-keygen: {e}"))?;
+    if out.status.success() {
+        return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    if one_is_none && out.status.code() == Some(1) {
+        return Ok(None);
+    }
+    Err(format!(
+        "ssh-keygen {}: {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
+}
+
+/// The key material (`type base64`) of each known_hosts line, markers and comments skipped.
+fn key_material(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('@'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace().skip(1);
+            Some(format!("{} {}", f.next()?, f.next()?))
+        })
+        .collect()
+}
+
+/// The `SHA256:...` fingerprints in `ssh-keygen -l` output.
+fn fingerprints(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("SHA256:")))
+        .map(str::to_string)
+        .collect()
+}
+
+impl SshHost {
+    /// [`HostExec::read_after_reinstall`]: connects once with every setting of this host but an
+    /// empty known_hosts file that takes a new key, so that ssh itself records the key the host
+    /// presents (through any bastion), and reads `path` over that connection. When `accept`
+    /// takes the content and the key is not the recorded one, this host's entries in the
+    /// known_hosts file ferry checks are replaced with it (`ssh-keygen -R`, which keeps the
+    /// previous file as `known_hosts.old`), and the current connection is dropped so that the
+    /// next command connects with the new key. A failed login counts against the source
+    /// address on hosts with OpenSSH's `PerSourcePenalties`; this one logs in.
+    async fn learn_host_key(
+        &self,
+        path: &str,
+        accept: &(dyn for<'s> Fn(&'s str) -> bool + Send + Sync),
+    ) -> Result<Reinstalled, ExecError> {
+        let opts = &self.shared.opts;
+        let policy = opts.known_hosts_policy.unwrap_or(self.spec.known_hosts_policy);
+        let io = |detail: String| ExecError::Io {
+            host: self.name.clone(),
+            detail,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("hk")
+            .tempdir_in(self.shared.control_dir())
+            .map_err(|e| io(format!("temporary known_hosts: {e}")))?;
+        let learned_file = dir.path().join("known_hosts");
+        std::fs::write(&learned_file, b"")
+            .map_err(|e| io(format!("temporary known_hosts: {e}")))?;
+        let mut b = self.builder.clone();
+        b.known_hosts_check(KnownHosts::Add)
+            .user_known_hosts_file(&learned_file)
+            .control_directory(dir.path());
+        let limit = opts.connect_timeout * 2 + Duration::from_secs(5);
+        let session = {
+            let _permit = self.shared.connect_permit().await;
+            tokio::time::timeout(limit, b.connect_mux(&self.destination)).await
+        };
+        let session = match session {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(self.connect_error(e)),
+            Err(_) => {
+                return Err(ExecError::Timeout {
+                    host: self.name.clone(),
+                    after: limit,
+                    what: "connecting with the key the host presents now".into(),
+                });
+            }
+        };
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            session.command("cat").arg(path).output(),
+        )
+        .await;
+        let _ = session.close().await;
+        let content = match read {
+            Ok(Ok(o)) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(Ok(o)) => {
+                return Err(io(format!(
+                    "cat {path}: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )));
+            }
+            Ok(Err(e)) => return Err(io(format!("cat {path}: {}", error_chain(&e)))),
+            Err(_) => return Err(io(format!("cat {path}: no answer within 30 s"))),
+        };
+        let accepted = accept(&content);
+        let mut out = Reinstalled {
+            content,
+            accepted,
+            key: HostKeyChange::default(),
+        };
+        if !accepted || policy == KnownHostsPolicy::Off {
+            return Ok(out);
+        }
+        let learned_text = std::fs::read_to_string(&learned_file)
+            .map_err(|e| io(format!("temporary known_hosts: {e}")))?;
+        let learned = key_material(&learned_text);
+        if learned.is_empty() {
+            return Err(ExecError::HostKey {
+                host: self.name.clone(),
+                detail: "the host presented no key that ssh recorded".into(),
+            });
+        }
+        let file = opts
+            .known_hosts_file
+            .clone()
+            .unwrap_or_else(|| crate::yaml::expand_home("~/.ssh/known_hosts"));
+        let address = self
+            .spec
+            .address
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let pattern = if self.spec.port == 22 {
+            address.to_string()
+        } else {
+            format!("[{address}]:{}", self.spec.port)
+        };
+        let _edit = self.shared.known_hosts_edit.lock().await;
+        let f = file.as_os_str();
+        let p = std::ffi::OsStr::new(&pattern);
+        let recorded = if file.exists() {
+            ssh_keygen(&["-F".as_ref(), p, "-f".as_ref(), f], true)
+                .await
+                .map_err(io)?
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let recorded_keys = key_material(&recorded);
+        let new = fingerprints(
+            &ssh_keygen(&["-l".as_ref(), "-f".as_ref(), learned_file.as_os_str()], false)
+                .await
+                .map_err(io)?
+                .unwrap_or_default(),
+        );
+        if learned.iter().any(|k| recorded_keys.contains(k)) {
+            out.key = HostKeyChange {
+                replaced: false,
+                old: new.clone(),
+                new,
+            };
+            return Ok(out);
+        }
+        let old = if recorded_keys.is_empty() {
+            Vec::new()
+        } else {
+            let old = fingerprints(
+                &ssh_keygen(&["-l".as_ref(), "-F".as_ref(), p, "-f".as_ref(), f], true)
+                    .await
+                    .map_err(io)?
+                    .unwrap_or_default(),
+            );
+            ssh_keygen(&["-R".as_ref(), p, "-f".as_ref(), f], false)
+                .await
+                .map_err(io)?;
+            old
+        };
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io(format!("{}: {e}", parent.display())))?;
+        }
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut w = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| io(format!("{}: {e}", file.display())))?;
+            let mut text = learned_text;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            w.write_all(text.as_bytes())
+                .and_then(|()| w.sync_all())
+                .map_err(|e| io(format!("{}: {e}", file.display())))?;
+        }
+        // the connection made with the old key (if it still stands) goes; the next command
+        // connects, and is checked against the new key
+        {
+            let mut conn = self.conn.lock().await;
+            if let Conn::Up(_) = &*conn {
+                *conn = Conn::Down;
+            }
+        }
+        tracing::warn!(host = %self.name, old = ?old, new = ?new, file = %file.display(), "host key replaced after a reinstall");
+        out.key = HostKeyChange {
+            replaced: true,
+            old,
+            new,
+        };
+        Ok(out)
     }
 }
 
