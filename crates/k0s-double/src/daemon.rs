@@ -142,7 +142,10 @@ fn api_of(peer: &str) -> Option<String> {
     let rest = peer.strip_prefix("https://")?;
     let (host, port) = rest.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
-    Some(format!("{host}:{}", port.checked_sub(2380)?.checked_add(9443)?))
+    Some(format!(
+        "{host}:{}",
+        port.checked_sub(2380)?.checked_add(9443)?
+    ))
 }
 
 /// Whether something listens at `peer`'s etcd port.
@@ -182,10 +185,7 @@ pub fn quorate_members(env: &Env) -> Result<serde_json::Map<String, serde_json::
 /// Sends `m` to every member but `skip` (best effort: a member that is down catches up with
 /// [`SYNC`] when it starts), and to `also` (a member just removed, so that it knows).
 fn broadcast(m: &serde_json::Map<String, serde_json::Value>, skip: &[&str], also: Option<&str>) {
-    let line = format!(
-        "{MEMBERS} {}\n",
-        serde_json::Value::Object(m.clone())
-    );
+    let line = format!("{MEMBERS} {}\n", serde_json::Value::Object(m.clone()));
     let peers = m
         .iter()
         .filter(|(name, _)| !skip.contains(&name.as_str()))

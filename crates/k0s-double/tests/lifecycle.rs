@@ -556,14 +556,20 @@ fn etcd_membership_is_one_list_with_a_quorum() {
     // two of three down: no quorum
     c2.ok(&["stop"]);
     let e = c1.fails(&["etcd", "member-list"]);
-    assert!(e.contains("etcd has no quorum: 1 of 3 members answer"), "{e}");
+    assert!(
+        e.contains("etcd has no quorum: 1 of 3 members answer"),
+        "{e}"
+    );
     c2.ok(&["start"]);
     c3.ok(&["start"]);
 
     // c3 removed through c1, by its peer address (all of them are 127.0.0.1 here: with the
     // port), while c2 is down: c1 and c3 are two of three
     let e = c1.fails(&["etcd", "leave", "--peer-address", "192.0.2.9"]);
-    assert!(e.contains("no etcd member has peer address 192.0.2.9"), "{e}");
+    assert!(
+        e.contains("no etcd member has peer address 192.0.2.9"),
+        "{e}"
+    );
     let e = c1.fails(&["etcd", "leave", "--peer-address=127.0.0.1"]);
     assert!(e.contains("more than one member"), "{e}");
     c2.ok(&["stop"]);

@@ -538,7 +538,10 @@ impl HostExec for SshHost {
 
 /// `ssh-keygen ARGS`: its stdout, or `Err` with its stderr; `Ok(None)` for exit status 1 when
 /// `one_is_none` (`-F` found nothing).
-async fn ssh_keygen(args: &[&std::ffi::OsStr], one_is_none: bool) -> Result<Option<String>, String> {
+async fn ssh_keygen(
+    args: &[&std::ffi::OsStr],
+    one_is_none: bool,
+) -> Result<Option<String>, String> {
     let out = tokio::process::Command::new("ssh-keygen")
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -596,7 +599,9 @@ impl SshHost {
         accept: &(dyn for<'s> Fn(&'s str) -> bool + Send + Sync),
     ) -> Result<Reinstalled, ExecError> {
         let opts = &self.shared.opts;
-        let policy = opts.known_hosts_policy.unwrap_or(self.spec.known_hosts_policy);
+        let policy = opts
+            .known_hosts_policy
+            .unwrap_or(self.spec.known_hosts_policy);
         let io = |detail: String| ExecError::Io {
             host: self.name.clone(),
             detail,
@@ -690,10 +695,13 @@ impl SshHost {
         };
         let recorded_keys = key_material(&recorded);
         let new = fingerprints(
-            &ssh_keygen(&["-l".as_ref(), "-f".as_ref(), learned_file.as_os_str()], false)
-                .await
-                .map_err(io)?
-                .unwrap_or_default(),
+            &ssh_keygen(
+                &["-l".as_ref(), "-f".as_ref(), learned_file.as_os_str()],
+                false,
+            )
+            .await
+            .map_err(io)?
+            .unwrap_or_default(),
         );
         if learned.iter().any(|k| recorded_keys.contains(k)) {
             out.key = HostKeyChange {

@@ -503,3 +503,100 @@ fn at_most_ten_commands_per_host_at_once() {
         x.close().await.unwrap();
     });
 }
+
+/// Puts a reimaged host back on the testbed's base root (a fresh disk, a new key that the
+/// testbed's known_hosts then records), also when the test fails.
+struct BackToBase(String);
+
+impl Drop for BackToBase {
+    fn drop(&mut self) {
+        let dir = testbed_dir();
+        let base = std::fs::read_to_string(dir.join("base")).unwrap_or_default();
+        let base = base.trim();
+        if let Err(e) =
+            testbed_cmd(&["reimage", &self.0, base]).and_then(|()| testbed_cmd(&["trust", &self.0]))
+        {
+            eprintln!("cannot put {} back on the base root: {e}", self.0);
+        }
+    }
+}
+
+/// A reinstall gives the host a new key: every command is refused as a changed key, until
+/// `read_after_reinstall` reads the host's os-release with the key it presents and the caller
+/// takes it; then that key is recorded for that host, and for no other.
+#[test]
+fn a_reinstalled_host_is_let_in_with_its_new_key_only_when_the_caller_takes_it() {
+    serial(async {
+        let tb = Testbed::new().await;
+        let i = 4;
+        let h = &tb.hosts[i];
+        let name = Testbed::name(i);
+        let recorded = std::fs::read_to_string(tb.dir.join("known_hosts")).unwrap();
+        let kh = fresh_known_hosts(&tb, "kh-reinstall", &recorded);
+        let c = SshConnector::new(SshOptions {
+            known_hosts_file: Some(kh.clone()),
+            ..options(&tb.dir)
+        })
+        .unwrap();
+        let x = c.connect(h).await.unwrap();
+        let os = || Cmd::new("cat").arg("/etc/os-release");
+        let before = x.run(&os()).await.unwrap().stdout_text();
+        assert!(before.contains("bookworm"), "{before}");
+
+        testbed_cmd(&["reimage", &name, "trixie"]).unwrap();
+        let _back = BackToBase(name.clone());
+        let e = x.run(&Cmd::new("true")).await.unwrap_err();
+        assert!(matches!(e, ExecError::HostKey { .. }), "{e}");
+        assert!(e.to_string().contains("CHANGED"), "{e}");
+
+        // the caller does not take what it read: nothing is recorded, the key stays refused
+        let r = x
+            .read_after_reinstall("/etc/os-release", &|t| t == before)
+            .await
+            .unwrap();
+        assert!(r.content.contains("trixie"), "{}", r.content);
+        assert!(!r.accepted && !r.key.replaced, "{r:?}");
+        let kept = std::fs::read_to_string(&kh).unwrap();
+        assert_eq!(kept, recorded);
+        assert!(matches!(
+            x.run(&Cmd::new("true")).await.unwrap_err(),
+            ExecError::HostKey { .. }
+        ));
+
+        // the OS changed: the new key is recorded for this host, and commands run again
+        let r = x
+            .read_after_reinstall("/etc/os-release", &|t| t != before)
+            .await
+            .unwrap();
+        assert!(r.accepted && r.key.replaced, "{r:?}");
+        assert_eq!((r.key.old.len(), r.key.new.len()), (1, 1), "{r:?}");
+        assert_ne!(r.key.old, r.key.new);
+        assert!(r.key.new[0].starts_with("SHA256:"), "{r:?}");
+        let now = x.run(&os()).await.unwrap().stdout_text();
+        assert!(now.contains("trixie"), "{now}");
+        // every other host's entry is as it was
+        let after = std::fs::read_to_string(&kh).unwrap();
+        for other in tb.hosts.iter().filter(|o| o.address != h.address) {
+            let line = |text: &str| {
+                text.lines()
+                    .find(|l| {
+                        l.split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .split(',')
+                            .any(|a| a == other.address)
+                    })
+                    .map(str::to_string)
+            };
+            assert_eq!(line(&after), line(&recorded), "{}", other.address);
+            assert!(line(&after).is_some(), "{}", other.address);
+        }
+        // asked again: the key is the recorded one now
+        let r = x
+            .read_after_reinstall("/etc/os-release", &|_| true)
+            .await
+            .unwrap();
+        assert!(r.accepted && !r.key.replaced, "{r:?}");
+        x.close().await.unwrap();
+    });
+}
