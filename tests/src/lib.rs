@@ -111,6 +111,7 @@ impl Harness {
             log: self.log.clone(),
             interrupts: self.interrupts.clone(),
             hooks: self.hooks.clone(),
+            confirm: None,
         }
     }
 

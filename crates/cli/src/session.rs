@@ -456,6 +456,7 @@ where
                 log: sink,
                 interrupts: rt.interrupts.clone(),
                 hooks: rt.hooks.clone(),
+                confirm: None,
             };
             Ok(flow(backends, session).await)
         };

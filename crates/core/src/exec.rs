@@ -396,6 +396,12 @@ pub struct HostKeyChange {
 pub trait Connector: Send + Sync + fmt::Debug {
     /// Connects to `host`. Transient failures are retried inside, within the connect timeout.
     async fn connect(&self, host: &HostSpec) -> Result<Arc<dyn HostExec>, ExecError>;
+
+    /// A connection to `host` that is made when it is first used (for a host that is away
+    /// now). Default: [`Connector::connect`].
+    async fn handle(&self, host: &HostSpec) -> Result<Arc<dyn HostExec>, ExecError> {
+        self.connect(host).await
+    }
 }
 
 #[cfg(test)]

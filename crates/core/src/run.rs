@@ -40,6 +40,15 @@ pub struct Session {
     pub interrupts: Interrupts,
     /// Test and instrumentation hooks of the engine.
     pub hooks: Arc<dyn Hooks>,
+    /// Asked before a run whose plan has steps that cannot be taken back
+    /// ([`Plan::one_way`]); without it such a run is refused.
+    pub confirm: Option<Arc<dyn Confirm>>,
+}
+
+/// The operator's yes to a plan with one-way steps (`--yes`, or a question on the terminal).
+pub trait Confirm: Send + Sync + fmt::Debug {
+    /// `Ok` to go on; `Err(why not)` stops the run before anything changed.
+    fn confirm(&self, plan: &Plan, one_way: &[crate::engine::StepRef]) -> Result<(), String>;
 }
 
 /// What a flow is given while it plans and while its steps run.
@@ -52,6 +61,8 @@ pub struct RunContext {
     pub cluster: Arc<dyn ClusterApi>,
     pub state: StateDir,
     pub log: Logger,
+    /// The owner of this run's locks: a step that gives a host a new disk takes its lock again.
+    pub owner: LockOwner,
 }
 
 impl RunContext {
@@ -97,6 +108,13 @@ pub trait Flow: Send + Sync + fmt::Debug {
 
     /// The hosts a new run connects to.
     fn hosts(&self, inputs: &Self::Inputs) -> Vec<HostSpec>;
+
+    /// A resumed or rolled-back run may find hosts away (down, or with a new host key) because
+    /// a step of the flow reinstalls them; they are not refused at connect time, and their
+    /// steps wait for them. `false` (the default): every host must answer.
+    fn hosts_may_be_away(&self) -> bool {
+        false
+    }
 
     /// Gathers facts, runs the checks and builds the plan. Only reads: a dry run stops here.
     async fn plan(
@@ -203,6 +221,8 @@ pub enum RunError<E: std::error::Error + 'static> {
     },
     #[error("the hosts file lists no host")]
     NoHosts,
+    #[error("not confirmed: {0}")]
+    NotConfirmed(String),
     #[error("the journal in {dir} belongs to flow {found}, not {want}")]
     WrongFlow {
         dir: PathBuf,
@@ -260,18 +280,59 @@ async fn context<E: std::error::Error + 'static>(
     session: &Session,
     specs: &[HostSpec],
     log: &Logger,
+    owner: &LockOwner,
+    away_ok: bool,
 ) -> Result<RunContext, RunError<E>> {
     log.info("==> Running phase: Connect to hosts");
-    let hosts = connect_all(&session.connector, specs)
-        .await
-        .map_err(|(host, source)| RunError::Connect { host, source })?;
+    let hosts = if away_ok {
+        connect_or_wait(&session.connector, specs, log).await?
+    } else {
+        connect_all(&session.connector, specs)
+            .await
+            .map_err(|(host, source)| RunError::Connect { host, source })?
+    };
     Ok(RunContext {
         hosts: Arc::new(hosts),
         specs: Arc::new(specs.to_vec()),
         cluster: session.cluster.clone(),
         state: StateDir::new(&session.state_dir),
         log: log.clone(),
+        owner: owner.clone(),
     })
+}
+
+/// [`connect_all`] for a resumed or rolled-back run of a flow that reinstalls hosts: a host
+/// that does not answer, or answers with a key that is not the recorded one, may be in the
+/// middle of its reinstall; it gets a connection that is made when a step first needs it (the
+/// flow's steps wait for it and take its new key), and a warning.
+async fn connect_or_wait<E: std::error::Error + 'static>(
+    connector: &Arc<dyn Connector>,
+    hosts: &[HostSpec],
+    log: &Logger,
+) -> Result<BTreeMap<String, Arc<dyn HostExec>>, RunError<E>> {
+    let futs: Vec<_> = hosts
+        .iter()
+        .map(|h| async move { (h, connector.connect(h).await) })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (spec, r) in join_all(futs).await {
+        let name = spec.name();
+        let h = match r {
+            Ok(h) => h,
+            Err(e @ (ExecError::Unreachable { .. } | ExecError::Timeout { .. } | ExecError::HostKey { .. })) => {
+                log.warn(format!(
+                    "{name} does not answer as recorded ({e}); it may be in the middle of its reinstall: the run goes on and its steps wait for it"
+                ));
+                connector
+                    .handle(spec)
+                    .await
+                    .map_err(|source| RunError::Connect { host: name.clone(), source })?
+            }
+            Err(source) => return Err(RunError::Connect { host: name, source }),
+        };
+        out.insert(name, h);
+    }
+    Ok(out)
 }
 
 /// A new run of `flow`: facts, checks and plan, and, unless `dry_run`, the run itself.
@@ -308,7 +369,7 @@ pub async fn start<F: Flow>(
         }
         Some(l)
     };
-    let cx = context(&session, &specs, &log).await?;
+    let cx = context(&session, &specs, &log, &owner, false).await?;
     let Planned {
         checks,
         plan,
@@ -324,6 +385,23 @@ pub async fn start<F: Flow>(
     };
     if !checks.passed() {
         return Err(RunError::Checks(checks));
+    }
+    let one_way = plan.one_way();
+    if !one_way.is_empty() {
+        match &session.confirm {
+            Some(c) => c.confirm(&plan, &one_way).map_err(RunError::NotConfirmed)?,
+            None => {
+                return Err(RunError::NotConfirmed(format!(
+                    "the plan has {} step(s) that cannot be taken back ({}), and nobody was asked",
+                    one_way.len(),
+                    one_way
+                        .iter()
+                        .map(|s| s.key.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
     }
     let inputs = serde_json::to_value(&journaled).map_err(RunError::RecordInputs)?;
     let journal = Journal::create(
@@ -413,7 +491,14 @@ async fn reopen<F: Flow>(
             replay.run_id
         ));
     }
-    let cx = context(&session, &replay.hosts, &log).await?;
+    let cx = context(
+        &session,
+        &replay.hosts,
+        &log,
+        &owner,
+        flow.hosts_may_be_away(),
+    )
+    .await?;
     let engine = engine(
         flow,
         &journaled,
@@ -422,7 +507,7 @@ async fn reopen<F: Flow>(
         journal,
         &session,
     )?;
-    lock_hosts(&cx, &owner).await?;
+    lock_hosts_tolerant(&cx, &owner, flow.hosts_may_be_away()).await?;
     let mode = if undo {
         Mode::Rollback(&replay)
     } else {
@@ -522,6 +607,35 @@ async fn drive<F: Flow>(
     };
     drop(run_lock);
     Ok(fin)
+}
+
+/// [`lock_hosts`], but with `away_ok` a host that does not answer (or not with its recorded
+/// key) is left unlocked with a warning: the step that reinstalls it takes its lock.
+async fn lock_hosts_tolerant(
+    cx: &RunContext,
+    owner: &LockOwner,
+    away_ok: bool,
+) -> Result<(), LockError> {
+    if !away_ok {
+        return lock_hosts(cx, owner).await;
+    }
+    cx.log
+        .info("==> Running phase: Acquire exclusive host lock");
+    for h in cx.hosts.values() {
+        match lock::acquire_host(h.as_ref(), owner, lock::HOST_LOCK_STALE).await {
+            Ok(_) => {}
+            Err(LockError::Exec(
+                e @ (ExecError::Unreachable { .. }
+                | ExecError::Timeout { .. }
+                | ExecError::HostKey { .. }),
+            )) => cx.log.warn(format!(
+                "[ssh] {}: not locked now ({e}); it is locked once it answers",
+                h.host()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn lock_hosts(cx: &RunContext, owner: &LockOwner) -> Result<(), LockError> {

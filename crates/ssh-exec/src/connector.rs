@@ -223,17 +223,22 @@ impl SshConnector {
     /// Connects `spec` and returns the concrete host (for callers that want more than
     /// [`HostExec`]).
     pub async fn connect_host(&self, spec: &HostSpec) -> Result<Arc<SshHost>, ExecError> {
+        let host = self.host_handle(spec)?;
+        host.connect_now().await?;
+        Ok(host)
+    }
+
+    /// The host, not connected yet: its first command connects.
+    pub fn host_handle(&self, spec: &HostSpec) -> Result<Arc<SshHost>, ExecError> {
         let name = spec.name();
         let (builder, destination) = self.builder(spec, &name)?;
-        let host = Arc::new(SshHost::new(
+        Ok(Arc::new(SshHost::new(
             name,
             spec.clone(),
             Arc::clone(&self.shared),
             builder,
             destination,
-        ));
-        host.connect_now().await?;
-        Ok(host)
+        )))
     }
 
     fn builder(&self, spec: &HostSpec, name: &str) -> Result<(SessionBuilder, String), ExecError> {
@@ -323,6 +328,11 @@ impl SshConnector {
 impl Connector for SshConnector {
     async fn connect(&self, host: &HostSpec) -> Result<Arc<dyn HostExec>, ExecError> {
         let h: Arc<dyn HostExec> = self.connect_host(host).await?;
+        Ok(h)
+    }
+
+    async fn handle(&self, host: &HostSpec) -> Result<Arc<dyn HostExec>, ExecError> {
+        let h: Arc<dyn HostExec> = self.host_handle(host)?;
         Ok(h)
     }
 }

@@ -509,6 +509,10 @@ fn at_most_ten_commands_per_host_at_once() {
 struct BackToBase(String);
 
 impl Drop for BackToBase {
+    #[allow(
+        clippy::print_stderr,
+        reason = "a drop cannot fail the test; the next test's setup would"
+    )]
     fn drop(&mut self) {
         let dir = testbed_dir();
         let base = std::fs::read_to_string(dir.join("base")).unwrap_or_default();

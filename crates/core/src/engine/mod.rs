@@ -148,6 +148,11 @@ pub enum Reversibility {
     Irreversible { why: String },
     /// Changes nothing that needs undoing (reads, local artifacts).
     NoOp,
+    /// The change itself cannot be taken back (a reinstalled disk), so its undo brings the
+    /// target back into service in its new state instead: a rollback rolls this target
+    /// forward and the others back. A run whose plan has such a step needs the operator's
+    /// confirmation.
+    OneWay { why: String },
 }
 
 impl fmt::Display for Reversibility {
@@ -156,6 +161,7 @@ impl fmt::Display for Reversibility {
             Reversibility::Reversible => f.write_str("reversible"),
             Reversibility::Irreversible { why } => write!(f, "irreversible: {why}"),
             Reversibility::NoOp => f.write_str("no-op"),
+            Reversibility::OneWay { why } => write!(f, "one-way: {why}"),
         }
     }
 }

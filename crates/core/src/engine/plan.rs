@@ -88,6 +88,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The steps that cannot be taken back ([`Reversibility::OneWay`]).
+    pub fn one_way(&self) -> Vec<StepRef> {
+        self.steps()
+            .into_iter()
+            .filter(|s| matches!(s.reversibility, Reversibility::OneWay { .. }))
+            .collect()
+    }
+
     /// Every step, phase by phase, host by host.
     pub fn steps(&self) -> Vec<StepRef> {
         self.phases

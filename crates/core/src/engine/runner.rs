@@ -310,6 +310,13 @@ impl Engine {
             if step.reversibility() == Reversibility::NoOp {
                 continue;
             }
+            if step.resumes_by_reapplying() {
+                self.log.info(format!(
+                    "The unfinished step {} picks up where it was cut off",
+                    d.key
+                ));
+                continue;
+            }
             self.log.info(format!(
                 "Undoing the unfinished step {} before resuming",
                 d.key

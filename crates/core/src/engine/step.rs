@@ -132,4 +132,11 @@ pub trait Step: Send + Sync + fmt::Debug {
     async fn apply(&self, prepared: &Value) -> Result<Value, StepError>;
 
     async fn undo(&self, data: &Value, partial: bool) -> Result<(), StepError>;
+
+    /// `apply` picks up where a cut-off `apply` of its own left off (it checks what is done
+    /// first): a resumed run applies it again without undoing it first. For steps whose undo
+    /// would throw away work that cannot be redone cheaply, or safely (a reinstall).
+    fn resumes_by_reapplying(&self) -> bool {
+        false
+    }
 }
