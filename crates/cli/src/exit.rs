@@ -70,7 +70,7 @@ impl Ending {
         use ferry_core::run::RunError;
         match e {
             RunError::Checks(_) => Ending::ChecksFailed,
-            RunError::NoHosts => Ending::InvalidInput,
+            RunError::NoHosts | RunError::NotConfirmed(_) => Ending::InvalidInput,
             RunError::Flow(f) if f.is_input() => Ending::InvalidInput,
             _ => Ending::Failed,
         }
@@ -85,6 +85,12 @@ pub trait FlowError: std::error::Error + 'static {
 impl FlowError for ferry_flow_mke::MkeError {
     fn is_input(&self) -> bool {
         ferry_flow_mke::MkeError::is_input(self)
+    }
+}
+
+impl FlowError for ferry_flow_node_os::NodeOsError {
+    fn is_input(&self) -> bool {
+        matches!(self, ferry_flow_node_os::NodeOsError::Refused(_))
     }
 }
 

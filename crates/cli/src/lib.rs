@@ -56,6 +56,9 @@ pub enum Command {
     /// A k0s or MKE 4k cluster: the safety and availability report, and a rolling version upgrade.
     #[command(subcommand)]
     K0s(cmd::k0s::K0sCommand),
+    /// Nodes of a k0s cluster: replace every node's operating system without downtime.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
     Upgrade(cmd::upgrade::UpgradeArgs),
     /// Continue an interrupted or crashed run from its journal.
@@ -122,6 +125,7 @@ where
         Command::Mke3(c) => cmd::mke3::run(&c, rt, out),
         Command::Cluster(c) => cmd::cluster::run(&c, out),
         Command::K0s(c) => cmd::k0s::run(&c, rt, out),
+        Command::Node(c) => cmd::node::run(&c, rt, out),
     };
     match result {
         Ok(code) => code,

@@ -187,6 +187,47 @@ impl<'a> K0sHost<'a> {
         Ok(out.success().then(|| parse_status(&out.stdout_text())))
     }
 
+    /// The command line the running k0s daemon was started with (`k0s status -o json`, its
+    /// `Args`: the binary, the role, then the flags `k0s install` recorded in the service).
+    pub async fn daemon_args(&self) -> Result<Option<Vec<String>>, StepError> {
+        let out = self.exec.run(&k0s(&["status", "-o", "json"])).await?;
+        if !out.success() {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            StepError::new(format!(
+                "{}: k0s status -o json is not JSON: {e}",
+                self.exec.host()
+            ))
+        })?;
+        Ok(Some(
+            v["Args"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// `k0s install ROLE FLAGS...` with flags as k0s takes them (`--config=/etc/k0s/k0s.yaml`).
+    pub async fn install_with(&self, role: &str, flags: &[String]) -> Result<(), StepError> {
+        let mut args: Vec<&str> = vec!["install", role];
+        args.extend(flags.iter().map(String::as_str));
+        ok(self.exec, k0s(&args)).await.map(|_| ())
+    }
+
+    /// `k0s etcd leave --peer-address ADDR`: removes the etcd member with that peer address,
+    /// through this (running) controller.
+    pub async fn etcd_leave(&self, peer_address: &str) -> Result<(), StepError> {
+        let flag = format!("--peer-address={peer_address}");
+        ok(self.exec, k0s(&["etcd", "leave", &flag]))
+            .await
+            .map(|_| ())
+    }
+
     /// `k0s status` succeeds: k0s runs.
     pub async fn running(&self) -> Result<bool, StepError> {
         Ok(self.status().await?.is_some())

@@ -319,14 +319,21 @@ async fn connect_or_wait<E: std::error::Error + 'static>(
         let name = spec.name();
         let h = match r {
             Ok(h) => h,
-            Err(e @ (ExecError::Unreachable { .. } | ExecError::Timeout { .. } | ExecError::HostKey { .. })) => {
+            Err(
+                e @ (ExecError::Unreachable { .. }
+                | ExecError::Timeout { .. }
+                | ExecError::HostKey { .. }),
+            ) => {
                 log.warn(format!(
                     "{name} does not answer as recorded ({e}); it may be in the middle of its reinstall: the run goes on and its steps wait for it"
                 ));
                 connector
                     .handle(spec)
                     .await
-                    .map_err(|source| RunError::Connect { host: name.clone(), source })?
+                    .map_err(|source| RunError::Connect {
+                        host: name.clone(),
+                        source,
+                    })?
             }
             Err(source) => return Err(RunError::Connect { host: name, source }),
         };

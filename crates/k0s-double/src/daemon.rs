@@ -40,6 +40,26 @@ pub struct Flags {
     pub enable_worker: bool,
     pub force: bool,
     pub no_taints: bool,
+    /// `--kubelet-extra-args`: the double honours `--max-pods=N` in it (the Node's pod limit).
+    pub kubelet_extra_args: Option<String>,
+}
+
+impl Flags {
+    /// `--max-pods` of the kubelet's extra arguments.
+    pub fn max_pods(&self) -> Option<u64> {
+        self.kubelet_extra_args.as_deref().and_then(|a| {
+            let mut it = a.split_whitespace();
+            while let Some(w) = it.next() {
+                if let Some(v) = w.strip_prefix("--max-pods=") {
+                    return v.parse().ok();
+                }
+                if w == "--max-pods" {
+                    return it.next().and_then(|v| v.parse().ok());
+                }
+            }
+            None
+        })
+    }
 }
 
 pub fn parse_flags(args: &[String]) -> Result<Flags, Error> {
@@ -64,7 +84,8 @@ pub fn parse_flags(args: &[String]) -> Result<Flags, Error> {
             "--no-taints" => f.no_taints = true,
             // Flags ferry does not use, accepted and ignored as k0s would honour them.
             "--debug" | "-d" | "--verbose" | "-v" | "--single" => {}
-            "--data-dir" | "--labels" | "--kubelet-extra-args" | "--cri-socket" => {
+            "--kubelet-extra-args" => f.kubelet_extra_args = Some(value()?),
+            "--data-dir" | "--labels" | "--cri-socket" => {
                 value()?;
             }
             other => return Err(Error::msg(format!("unknown flag: {other}"))),
@@ -271,6 +292,7 @@ pub fn leave(env: &Env, peer_address: Option<&str>) -> Result<(), Error> {
 /// `k0s controller ...` / `k0s worker ...`: runs until killed.
 pub fn run(env: &Env, role: &str, args: &[String]) -> Result<(), Error> {
     let flags = parse_flags(args)?;
+    crate::node::set_max_pods(flags.max_pods());
     let controller = role == "controller";
     let worker = !controller || flags.enable_worker;
     let name = if controller {

@@ -111,10 +111,42 @@ pub fn report_version(env: &Env) -> Result<(), Error> {
     })
 }
 
+static MAX_PODS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// The kubelet's `--max-pods` (from k0s's `--kubelet-extra-args`); 110 when not given.
+pub fn set_max_pods(n: Option<u64>) {
+    let _ = MAX_PODS.set(n);
+}
+
+/// What a kubelet reports as its capacity and allocatable: the machine's CPUs and memory (the
+/// testbed's hosts share one machine, so each reports all of it), and its pod limit.
+fn resources() -> serde_json::Value {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(4 << 20);
+    let pods = MAX_PODS.get().copied().flatten().unwrap_or(110);
+    serde_json::json!({
+        "cpu": cpus.to_string(),
+        "memory": format!("{mem_kib}Ki"),
+        "pods": pods.to_string(),
+    })
+}
+
 async fn patch_version(api: &Api<Node>, name: &str) -> Result<(), Error> {
-    let status = serde_json::json!({ "status": { "nodeInfo": {
-        "kubeletVersion": crate::env::kubelet_version(crate::env::version()),
-    } } });
+    let r = resources();
+    let status = serde_json::json!({ "status": {
+        "nodeInfo": {
+            "kubeletVersion": crate::env::kubelet_version(crate::env::version()),
+        },
+        "capacity": r,
+        "allocatable": r,
+    } });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .map(|_| ())

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::model::{Node, Pod, Resources, Snapshot};
 
 /// The order of a replacement: which comes first for each node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     RemoveBeforeAdd,

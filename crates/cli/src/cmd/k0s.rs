@@ -431,7 +431,7 @@ fn upgrade(args: &UpgradeArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
 }
 
 /// The backends of a k0s upgrade: OpenSSH to the hosts and the Kubernetes API of `kubeconfig`.
-async fn backends(
+pub(crate) async fn backends(
     kubeconfig: PathBuf,
     connector: SshConnector,
 ) -> Result<(Arc<dyn Connector>, Arc<dyn ferry_core::ClusterApi>, ()), String> {

@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod init;
 pub mod k0s;
 pub mod mke3;
+pub mod node;
 pub mod rbac;
 pub mod resume;
 pub mod rollback;

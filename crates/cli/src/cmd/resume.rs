@@ -46,6 +46,7 @@ pub enum Mode {
 pub(crate) enum JournaledRun {
     Mke(MkeRun),
     K0s(K0sRun),
+    NodeOs(super::node::NodeOsRun),
 }
 
 /// Prints what a resumed run of any flow came to; its exit code.
@@ -58,6 +59,7 @@ pub(crate) fn finish_any(
     match r {
         Some(JournaledRun::Mke(r)) => finish(r, config_out, format, out),
         Some(JournaledRun::K0s(r)) => Ok(super::k0s::finish(r, None, format, out)),
+        Some(JournaledRun::NodeOs(r)) => Ok(super::node::finish(r, None, format, out)),
         None => Ok(exit::code(Ending::Failed)),
     }
 }
@@ -94,6 +96,10 @@ pub(crate) fn journaled(
             replay.finished.as_deref().unwrap_or("")
         ));
         return Ok(None);
+    }
+    if replay.flow == ferry_flow_node_os::FLOW {
+        return super::node::journaled(rt, args, &replay, state, out, mode)
+            .map(|r| r.map(JournaledRun::NodeOs));
     }
     if replay.flow == ferry_flow_k0s_upgrade::FLOW {
         return super::k0s::journaled(rt, args, &replay, state, out, mode)

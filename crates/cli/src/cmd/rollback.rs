@@ -28,6 +28,7 @@ pub fn run_rollback_with(
         None => exit::code(Ending::Failed),
         Some(JournaledRun::Mke(r)) => outcome(r, out),
         Some(JournaledRun::K0s(r)) => outcome(r, out),
+        Some(JournaledRun::NodeOs(r)) => outcome(r, out),
     })
 }
 

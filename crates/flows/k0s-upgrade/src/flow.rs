@@ -505,20 +505,18 @@ impl Flow for K0sUpgradeFlow {
     }
 
     fn gate(&self, j: &Journaled, cx: &RunContext) -> Option<Arc<dyn Gate>> {
-        Some(Arc::new(ControllersGate {
-            cx: cx.clone(),
-            init: j
-                .hosts
+        Some(Arc::new(ControllersGate::new(
+            cx.clone(),
+            j.hosts
                 .iter()
                 .map(|h| (h.name.clone(), h.init_system))
                 .collect(),
-            nodes: j
-                .hosts
+            j.hosts
                 .iter()
                 .filter_map(|h| h.node.clone().map(|n| (h.name.clone(), n)))
                 .collect(),
-            timeout: Duration::from_secs(j.ready_timeout_secs),
-        }))
+            Duration::from_secs(j.ready_timeout_secs),
+        )))
     }
 
     async fn report(
@@ -561,6 +559,24 @@ pub struct ControllersGate {
     init: BTreeMap<String, InitSystem>,
     nodes: BTreeMap<String, String>,
     timeout: Duration,
+}
+
+impl ControllersGate {
+    /// The gate over the controllers of `init` (host → its service manager); `nodes` maps the
+    /// controllers that run workloads to their Node.
+    pub fn new(
+        cx: RunContext,
+        init: BTreeMap<String, InitSystem>,
+        nodes: BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            cx,
+            init,
+            nodes,
+            timeout,
+        }
+    }
 }
 
 #[async_trait::async_trait]
