@@ -19,136 +19,20 @@
 mod common;
 mod k0s_bed;
 mod mke_bed;
+mod node_os_bed;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k0s_bed::{Digest, K0sBed, NS};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::json;
-
-/// Puts every host of the bed back on the testbed's base root (fresh disk, a new key that the
-/// testbed's known_hosts then records), also when the test fails.
-struct BackToBase {
-    dir: PathBuf,
-    hosts: Vec<String>,
-}
-
-impl Drop for BackToBase {
-    fn drop(&mut self) {
-        let base = std::fs::read_to_string(self.dir.join("base")).unwrap_or_default();
-        for h in &self.hosts {
-            let _ = testbed(&self.dir, &["reimage", h, base.trim()]);
-        }
-        let mut args = vec!["trust"];
-        args.extend(self.hosts.iter().map(String::as_str));
-        let _ = testbed(&self.dir, &args);
-    }
-}
-
-fn testbed(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(mke_bed::repo("scripts/testbed"))
-        .args(args)
-        .env("FERRY_TESTBED_DIR", dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// `cat /etc/os-release`'s PRETTY_NAME on host `i`, through the testbed's console (no SSH: a
-/// poller must not spend logins on hosts that are being reinstalled).
-fn pretty_name(dir: &Path, host: &str) -> String {
-    let out = testbed(dir, &["exec", host, "cat", "/etc/os-release"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .unwrap_or("")
-        .trim_matches('"')
-        .to_string()
-}
-
-/// The StatefulSet and the DaemonSet beside the bed's Deployment, each with requests.
-fn more_workloads(bed: &K0sBed) {
-    let pp = PatchParams::apply("ferry-test").force();
-    let sts: Api<StatefulSet> = Api::namespaced(bed.client.clone(), NS);
-    let ds: Api<DaemonSet> = Api::namespaced(bed.client.clone(), NS);
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(bed.client.clone(), NS);
-    let spec = |app: &str, cpu: &str, mem: &str| {
-        json!({
-            "metadata": {"labels": {"app": app}},
-            "spec": {
-                "containers": [{"name": app, "image": format!("registry.invalid/{app}:1"),
-                    "resources": {"requests": {"cpu": cpu, "memory": mem}}}],
-                "automountServiceAccountToken": false,
-                "terminationGracePeriodSeconds": 0,
-                "tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]
-            }
-        })
-    };
-    bed.rt.block_on(async {
-        sts.patch(
-            "db",
-            &pp,
-            &Patch::Apply(json!({
-                "apiVersion": "apps/v1", "kind": "StatefulSet",
-                "metadata": {"name": "db", "namespace": NS},
-                "spec": {
-                    "replicas": 2, "serviceName": "db",
-                    "selector": {"matchLabels": {"app": "db"}},
-                    "template": spec("db", "200m", "128Mi")
-                }
-            })),
-        )
-        .await
-        .unwrap();
-        pdbs.patch(
-            "db",
-            &pp,
-            &Patch::Apply(json!({
-                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                "metadata": {"name": "db", "namespace": NS},
-                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}
-            })),
-        )
-        .await
-        .unwrap();
-        ds.patch(
-            "agent",
-            &pp,
-            &Patch::Apply(json!({
-                "apiVersion": "apps/v1", "kind": "DaemonSet",
-                "metadata": {"name": "agent", "namespace": NS},
-                "spec": {
-                    "selector": {"matchLabels": {"app": "agent"}},
-                    "template": spec("agent", "50m", "32Mi")
-                }
-            })),
-        )
-        .await
-        .unwrap();
-    });
-    bed.rt.block_on(ferry_kube_api::testing::real::eventually(
-        "the StatefulSet's 2 pods and the DaemonSet's 3 ready",
-        Duration::from_secs(120),
-        || async {
-            let s = sts.get("db").await.map_err(|e| e.to_string())?;
-            let d = ds.get("agent").await.map_err(|e| e.to_string())?;
-            let ready = s.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            let dready = d.status.map(|s| s.number_ready).unwrap_or(0);
-            if ready == 2 && dready == 3 {
-                Ok(())
-            } else {
-                Err(format!("db {ready}/2, agent {dready}/3"))
-            }
-        },
-    ));
-}
+use kube::api::{Api, ListParams};
+use node_os_bed::{
+    BackToBase, REINSTALL, more_workloads, pretty_name, reinstall_command, replace_os, testbed,
+};
 
 /// What the poller saw go wrong, with when.
 #[derive(Debug, Default)]
@@ -211,38 +95,6 @@ fn poll(bed: &K0sBed, stop: &AtomicBool, seen: &Mutex<Violations>, polls: &Mutex
         *polls.lock().unwrap() += 1;
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn replace_os(bed: &K0sBed, state: &Path, extra: &[&str]) -> Command {
-    let mut args = vec![
-        "node",
-        "replace-os",
-        "--order",
-        "remove-before-add",
-        "--backend",
-        "k0s",
-        "--k0s-binary",
-        bed.old.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--reinstall-timeout",
-        "300",
-        "--ready-timeout",
-        "180",
-    ];
-    args.extend_from_slice(extra);
-    let mut c = bed.ferry(&args);
-    c.env("FERRY_TESTBED_DIR", &bed.dir);
-    c
-}
-
-const REINSTALL: &str = "--reinstall-command";
-
-fn reinstall_command() -> String {
-    format!(
-        "{} reimage {{address}} trixie",
-        mke_bed::repo("scripts/testbed").display()
-    )
 }
 
 #[test]
