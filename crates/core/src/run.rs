@@ -701,18 +701,29 @@ async fn release_hosts(cx: &RunContext) {
     }
 }
 
-/// Refreshes the host locks until dropped; never returns.
+/// Refreshes the host locks until dropped; never returns. A host that cannot be refreshed is
+/// named once, until it can be again (a host being reinstalled is away for minutes).
 async fn refresh_forever(cx: &RunContext) -> std::convert::Infallible {
+    let mut failing = std::collections::BTreeSet::new();
     loop {
         tokio::time::sleep(lock::HOST_LOCK_REFRESH).await;
         let futs: Vec<_> = cx
             .hosts
             .values()
-            .map(|h| async move { lock::refresh_host(h.as_ref()).await })
+            .map(|h| async move { (h.host().to_string(), lock::refresh_host(h.as_ref()).await) })
             .collect();
-        for r in join_all(futs).await {
-            if let Err(e) = r {
-                cx.log.warn(format!("cannot refresh a host lock: {e}"));
+        for (host, r) in join_all(futs).await {
+            match r {
+                Ok(()) => {
+                    failing.remove(&host);
+                }
+                Err(e) => {
+                    if failing.insert(host) {
+                        cx.log.warn(format!(
+                            "cannot refresh a host lock: {e} (said once until it works again)"
+                        ));
+                    }
+                }
             }
         }
     }

@@ -20,6 +20,7 @@
 //! Errors are `Status` objects (`{"kind":"Status","status":"Failure","reason":...,"code":...}`).
 //! Plain HTTP by default; TLS with a given rustls server configuration.
 
+pub mod kubean;
 pub mod real;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,9 @@ pub enum OrderArg {
 pub enum BackendArg {
     /// A k0s (or MKE 4k) cluster: ferry removes and adds nodes itself over SSH.
     K0s,
+    /// A kubean (kubespray) cluster: kubean's operator removes and adds nodes, through
+    /// ClusterOperations ferry creates in the management cluster.
+    Kubean,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +91,18 @@ pub struct ReplaceOsArgs {
     /// The cluster's Kubernetes API: a kubeconfig file.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: PathBuf,
+    /// kubean: the `clusters.kubean.io` object of the cluster.
+    #[arg(long, value_name = "NAME", required_if_eq("backend", "kubean"))]
+    pub kubean_cluster: Option<String>,
+    /// kubean: the management cluster (where kubean's operator runs): a kubeconfig file.
+    #[arg(long, value_name = "FILE", required_if_eq("backend", "kubean"))]
+    pub management_kubeconfig: Option<PathBuf>,
+    /// kubean: the spray-job image of the operations, the one the cluster was deployed with.
+    #[arg(long, value_name = "IMAGE", required_if_eq("backend", "kubean"))]
+    pub spray_image: Option<String>,
+    /// kubean: seconds an operation may run before the run stops and rolls back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub operation_timeout: u64,
     /// Workers out at once: a count (2) or a percentage of the workers (10%); at least 1.
     #[arg(long, value_name = "N|N%", default_value = "1", value_parser = parse_max_unavailable)]
     pub max_unavailable: ferry_core::engine::MaxUnavailable,
@@ -101,6 +116,11 @@ pub struct ReplaceOsArgs {
     /// The k0s binary a re-added host gets (default: each host downloads the release it ran).
     #[arg(long, value_name = "FILE")]
     pub k0s_binary: Option<PathBuf>,
+    /// The OS the hosts move to, as ID:VERSION_ID of /etc/os-release (debian:13,
+    /// ubuntu:22.04): hosts already on it are left alone, and a reinstall counts once the host
+    /// runs it. Without it every host is reinstalled and any other OS counts.
+    #[arg(long, value_name = "ID:VERSION_ID", value_parser = parse_target_os)]
+    pub target_os: Option<ferry_flow_node_os::TargetOs>,
     /// Print the order, the capacity and safety report and every step; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -131,6 +151,10 @@ pub struct ReplaceOsArgs {
     /// Format of the result (the reports, the dry-run plan, the summary).
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
+}
+
+fn parse_target_os(s: &str) -> Result<ferry_flow_node_os::TargetOs, String> {
+    ferry_flow_node_os::TargetOs::parse(s)
 }
 
 fn parse_max_unavailable(s: &str) -> Result<ferry_core::engine::MaxUnavailable, String> {
@@ -247,7 +271,41 @@ fn replace_os(args: &ReplaceOsArgs, rt: &Runtime, out: &mut Output<'_>) -> Resul
         out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
     }
     let connector = SshConnector::new(ssh).map_err(|e| CliError::Usage(e.to_string()))?;
+    let kubean = match args.backend {
+        BackendArg::K0s => {
+            if args.kubean_cluster.is_some() || args.spray_image.is_some() {
+                return Err(CliError::Usage(
+                    "--kubean-cluster and --spray-image are for --backend kubean".into(),
+                ));
+            }
+            None
+        }
+        BackendArg::Kubean => {
+            if args.order == OrderArg::AddBeforeRemove {
+                return Err(CliError::Usage(
+                    "--backend kubean replaces nodes --order remove-before-add".into(),
+                ));
+            }
+            let image = args.spray_image.clone().unwrap_or_default();
+            if image.trim().is_empty() || image.contains(char::is_whitespace) {
+                return Err(CliError::Usage(format!(
+                    "--spray-image {image:?} is not an image reference"
+                )));
+            }
+            Some(ferry_flow_node_os::KubeanInputs {
+                cluster: args.kubean_cluster.clone().unwrap_or_default(),
+                image,
+                management_kubeconfig: args
+                    .management_kubeconfig
+                    .as_ref()
+                    .and_then(|p| std::path::absolute(p).ok()),
+                operation_timeout: Duration::from_secs(args.operation_timeout),
+            })
+        }
+    };
     let inputs = Inputs {
+        kubean,
+        target_os: args.target_os.clone(),
         hosts,
         new_hosts,
         order: match args.order {
@@ -265,23 +323,31 @@ fn replace_os(args: &ReplaceOsArgs, rt: &Runtime, out: &mut Output<'_>) -> Resul
         checks,
         kubeconfig: std::path::absolute(&args.kubeconfig).ok(),
     };
-    let flow = NodeOsFlow::new();
     let kubeconfig = args.kubeconfig.clone();
+    let management = args.management_kubeconfig.clone();
     let dry_run = args.dry_run;
     let yes = args.yes;
+    let mut reports = None;
     let r = drive_with(
         rt,
         args.log,
         out,
-        || super::k0s::backends(kubeconfig, connector),
+        || backends(kubeconfig, management, connector),
         state,
-        |(), mut session| {
+        |mgmt, mut session| {
             session.confirm = Some(Arc::new(AskOrYes { yes }));
-            let flow = &flow;
-            async move { run::start(flow, inputs, session, dry_run).await }
+            let reports = &mut reports;
+            async move {
+                let flow = match mgmt {
+                    Some(m) => NodeOsFlow::with_management(m),
+                    None => NodeOsFlow::new(),
+                };
+                let r = run::start(&flow, inputs, session, dry_run).await;
+                *reports = flow.last_reports();
+                r
+            }
         },
     );
-    let reports = flow.last_reports();
     if let (Some((safety, cap)), Format::Text) = (&reports, args.output) {
         out.result(&safety.render());
         out.result("\n");
@@ -289,6 +355,35 @@ fn replace_os(args: &ReplaceOsArgs, rt: &Runtime, out: &mut Output<'_>) -> Resul
         out.result("\n");
     }
     Ok(finish(r, reports, args.output, out))
+}
+
+/// The backends of a node OS replacement: OpenSSH to the hosts, the cluster's Kubernetes API,
+/// and (kubean) the management cluster's.
+async fn backends(
+    kubeconfig: PathBuf,
+    management: Option<PathBuf>,
+    connector: SshConnector,
+) -> Result<
+    (
+        Arc<dyn ferry_core::Connector>,
+        Arc<dyn ferry_core::ClusterApi>,
+        Option<Arc<dyn ferry_core::ClusterApi>>,
+    ),
+    String,
+> {
+    let (c, cluster, ()) = super::k0s::backends(kubeconfig, connector).await?;
+    let mgmt = match management {
+        Some(m) => {
+            let api =
+                crate::cmd::cluster::open_kubeconfig(&m, ferry_kube_api::KubeOptions::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let api: Arc<dyn ferry_core::ClusterApi> = Arc::new(api);
+            Some(api)
+        }
+        None => None,
+    };
+    Ok((c, cluster, mgmt))
 }
 
 /// A run of the node OS flow as the CLI drives it.
@@ -374,14 +469,21 @@ pub(crate) fn journaled(
         out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
     }
     let connector = SshConnector::new(ssh).map_err(|e| CliError::Usage(e.to_string()))?;
+    let management = match &j.backend {
+        ferry_flow_node_os::Backend::Kubean(k) => k.management_kubeconfig.clone(),
+        ferry_flow_node_os::Backend::K0s => None,
+    };
     let r = drive_with(
         rt,
         args.log,
         out,
-        || super::k0s::backends(kubeconfig, connector),
+        || backends(kubeconfig, management, connector),
         state.to_path_buf(),
-        |(), session| async move {
-            let flow = NodeOsFlow::new();
+        |mgmt, session| async move {
+            let flow = match mgmt {
+                Some(m) => NodeOsFlow::with_management(m),
+                None => NodeOsFlow::new(),
+            };
             match mode {
                 super::resume::Mode::Resume => run::resume(&flow, session).await,
                 super::resume::Mode::Rollback => run::rollback(&flow, session).await,

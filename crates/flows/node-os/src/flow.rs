@@ -23,6 +23,7 @@ use ferry_core::run::{Flow, Planned, RunContext, RunTexts};
 use ferry_flow_k0s_upgrade::{CheckOptions, DiscoverError, Discovered, HostState, discover};
 use ferry_safety::{CapacityReport, Order, Report, capacity};
 
+use crate::kubean::{CmRef, Inventory, KubeanSetup};
 use crate::steps::{self, Ctx, Kind};
 
 /// The flow's name in plans and journals.
@@ -39,6 +40,11 @@ pub struct Inputs {
     /// Where a re-added host's k0s binary comes from; by default each host downloads the
     /// release it ran.
     pub k0s_binary: Option<K0sBinary>,
+    /// `None`: a k0s cluster; else the kubean cluster that owns the nodes.
+    pub kubean: Option<KubeanInputs>,
+    /// The OS the hosts move to: hosts already on it are left alone, and a reinstall counts
+    /// once the host runs it. `None`: every host is reinstalled, and any other OS counts.
+    pub target_os: Option<TargetOs>,
     pub max_unavailable: MaxUnavailable,
     /// Run on this machine to reinstall a host (`{host}`, `{address}`, `{hostname}`, `{node}`
     /// are replaced; without any, the host is appended). `None`: wait for the operator.
@@ -54,8 +60,67 @@ pub struct Inputs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// How a host runs k0s, as re-adding it needs to know.
+/// The OS the hosts are moved to: `ID` and `VERSION_ID` of `/etc/os-release` (`debian:13`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetOs {
+    pub id: String,
+    pub version_id: String,
+}
+
+impl TargetOs {
+    /// `ID:VERSION_ID`, as `--target-os` takes it.
+    pub fn parse(text: &str) -> Result<TargetOs, String> {
+        let (id, v) = text.split_once(':').ok_or_else(|| {
+            format!(
+                "{text:?}: give ID:VERSION_ID of /etc/os-release, like debian:13 or ubuntu:22.04"
+            )
+        })?;
+        if id.is_empty() || v.is_empty() || text.contains(char::is_whitespace) {
+            return Err(format!(
+                "{text:?}: give ID:VERSION_ID of /etc/os-release, like debian:13 or ubuntu:22.04"
+            ));
+        }
+        Ok(TargetOs {
+            id: id.to_string(),
+            version_id: v.to_string(),
+        })
+    }
+
+    pub fn matches(&self, id: &str, version_id: &str) -> bool {
+        self.id == id && self.version_id == version_id
+    }
+}
+
+impl std::fmt::Display for TargetOs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, self.version_id)
+    }
+}
+
+/// A kubean cluster, as the operator names it.
+#[derive(Debug, Clone)]
+pub struct KubeanInputs {
+    /// The `clusters.kubean.io` object.
+    pub cluster: String,
+    /// The spray-job image of the operations (the one the cluster was deployed with).
+    pub image: String,
+    pub management_kubeconfig: Option<PathBuf>,
+    pub operation_timeout: Duration,
+}
+
+/// Who removes and adds nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Backend {
+    /// ferry itself, over SSH, with k0s's commands.
+    #[default]
+    K0s,
+    /// kubean's operator, through ClusterOperations in the management cluster.
+    Kubean(Box<KubeanSetup>),
+}
+
+/// How a host runs k0s, as re-adding it needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct K0sSetup {
     /// The version it runs (`v1.31.1+k0s.1`): the binary a re-added host gets.
@@ -101,6 +166,9 @@ pub struct PlannedHost {
     /// Add-before-remove: the hosts-file name of the machine that takes its place.
     #[serde(default)]
     pub replaced_by: Option<String>,
+    /// kubean: its name in the cluster's inventory (its Node's name).
+    #[serde(default)]
+    pub inventory: Option<String>,
 }
 
 impl PlannedHost {
@@ -118,6 +186,13 @@ impl PlannedHost {
 #[serde(rename_all = "camelCase")]
 pub struct Journaled {
     pub order: Order,
+    #[serde(default)]
+    pub backend: Backend,
+    #[serde(default)]
+    pub target_os: Option<TargetOs>,
+    /// Hosts already on the target OS, left alone.
+    #[serde(default)]
+    pub at_target: Vec<String>,
     pub k0s_binary: Option<K0sBinary>,
     pub max_unavailable: MaxUnavailable,
     pub reinstall_command: Option<String>,
@@ -154,6 +229,8 @@ pub struct ReplaceReport {
     /// Host → `before -> after` (its OS, or for add-before-remove the machine that took its
     /// place).
     pub replaced: Vec<(String, String)>,
+    /// Hosts already on the target OS, left alone.
+    pub left_alone: Vec<String>,
 }
 
 impl ReplaceReport {
@@ -168,6 +245,9 @@ impl ReplaceReport {
         );
         for (h, what) in &self.replaced {
             s.push_str(&format!("  {h}: {what}\n"));
+        }
+        for h in &self.left_alone {
+            s.push_str(&format!("  {h}: already on the target OS, left alone\n"));
         }
         s
     }
@@ -194,11 +274,21 @@ pub enum NodeOsError {
 #[derive(Debug, Default)]
 pub struct NodeOsFlow {
     last: Mutex<Option<(Report, CapacityReport)>>,
+    /// kubean: the management cluster's API.
+    management: Option<Arc<dyn ferry_core::ClusterApi>>,
 }
 
 impl NodeOsFlow {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The flow for a kubean cluster whose operator runs in the cluster `management` reaches.
+    pub fn with_management(management: Arc<dyn ferry_core::ClusterApi>) -> Self {
+        Self {
+            management: Some(management),
+            ..Self::default()
+        }
     }
 
     /// The safety report and the capacity report of the last plan.
@@ -212,6 +302,37 @@ fn sref(kind: Kind, host: &str) -> StepRef {
         key: StepKey::new(kind.id(), Target::Host(host.to_string())),
         description: kind.description().into(),
         reversibility: kind.reversibility(),
+    }
+}
+
+/// The chain of one host of a kubean cluster (remove-before-add).
+fn kubean_chain(h: &PlannedHost) -> HostChain {
+    let mut steps = Vec::new();
+    if h.node.is_some() {
+        steps.push(sref(Kind::Drain, &h.name));
+    }
+    if h.first {
+        steps.push(sref(Kind::KubeanMoveFirstLast, &h.name));
+    }
+    steps.push(sref(Kind::KubeanRemove, &h.name));
+    if h.first {
+        steps.push(sref(Kind::KubeanClusterInfo, &h.name));
+    }
+    steps.push(sref(Kind::Reinstall, &h.name));
+    steps.push(sref(Kind::KubeanAdd, &h.name));
+    steps.push(sref(Kind::WaitReady, &h.name));
+    if h.node.is_some() {
+        steps.push(sref(Kind::RestoreCordon, &h.name));
+    }
+    let role = if h.first {
+        format!("{}, master1", h.role())
+    } else {
+        h.role().to_string()
+    };
+    HostChain {
+        host: h.name.clone(),
+        role,
+        steps,
     }
 }
 
@@ -254,18 +375,12 @@ fn chain(h: &PlannedHost, order: Order) -> HostChain {
 
 /// The plan: workers in the window, then the controllers one at a time, the first last.
 pub fn build_plan(j: &Journaled) -> Plan {
-    let workers: Vec<HostChain> = j
-        .hosts
-        .iter()
-        .filter(|h| !h.controller)
-        .map(|h| chain(h, j.order))
-        .collect();
-    let controllers: Vec<HostChain> = j
-        .hosts
-        .iter()
-        .filter(|h| h.controller)
-        .map(|h| chain(h, j.order))
-        .collect();
+    let of = |h: &PlannedHost| match &j.backend {
+        Backend::K0s => chain(h, j.order),
+        Backend::Kubean(_) => kubean_chain(h),
+    };
+    let workers: Vec<HostChain> = j.hosts.iter().filter(|h| !h.controller).map(of).collect();
+    let controllers: Vec<HostChain> = j.hosts.iter().filter(|h| h.controller).map(of).collect();
     let mut groups = Vec::new();
     if !workers.is_empty() {
         groups.push(Group::Window {
@@ -385,6 +500,7 @@ async fn planned_host(
             joined,
         },
         replaced_by: None,
+        inventory: None,
     })
 }
 
@@ -417,6 +533,12 @@ impl Flow for NodeOsFlow {
         inputs: Inputs,
         cx: &RunContext,
     ) -> Result<Planned<Journaled>, NodeOsError> {
+        if let Some(k) = inputs.kubean.clone() {
+            let mgmt = self.management.clone().ok_or_else(|| {
+                NodeOsError::Refused("a kubean cluster needs the management cluster's API".into())
+            })?;
+            return self.plan_kubean(inputs, k, mgmt, cx).await;
+        }
         let mut checks = CheckReport::new("Validate node OS replacement");
         if inputs.order == Order::AddBeforeRemove && inputs.new_hosts.len() != inputs.hosts.len() {
             return Err(NodeOsError::Refused(format!(
@@ -557,9 +679,11 @@ impl Flow for NodeOsFlow {
                         ..o.k0s.clone()
                     },
                     replaced_by: None,
+                    inventory: None,
                 });
             }
         }
+        let (hosts, at_target) = split_at_target(hosts, inputs.target_os.as_ref(), &mut checks);
         let hosts = ordered(hosts);
 
         // safety (PDBs, last replicas, etcd, readiness) and capacity, node by node
@@ -575,35 +699,14 @@ impl Flow for NodeOsFlow {
         let workers = hosts.iter().filter(|h| !h.controller).count();
         let width = inputs.max_unavailable.batch_size(workers.max(1));
         let cap = capacity(&d.snapshot, &batches(&hosts, width), inputs.order);
-        for t in cap.turns.iter().filter(|t| !t.fits()) {
-            checks.push(
-                "capacity",
-                &t.node,
-                Status::Fail,
-                format!(
-                    "{} pod(s) would find no node while {} is out: {}",
-                    t.stranded.len(),
-                    t.node,
-                    t.stranded
-                        .iter()
-                        .map(|s| format!("{} ({})", s.pod, s.why.describe()))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            );
-        }
-        for s in &cap.suggestions {
-            checks.push(
-                "capacity",
-                "cluster",
-                Status::Warn,
-                format!("suggestion: {s}"),
-            );
-        }
+        capacity_findings(&cap, &mut checks);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((report, cap));
 
         let journaled = Journaled {
             order: inputs.order,
+            backend: Backend::K0s,
+            target_os: inputs.target_os.clone(),
+            at_target,
             k0s_binary: inputs.k0s_binary.clone(),
             max_unavailable: inputs.max_unavailable,
             reinstall_command: inputs.reinstall_command.clone(),
@@ -633,6 +736,7 @@ impl Flow for NodeOsFlow {
         let ctx = Arc::new(Ctx {
             journaled: j.clone(),
             run: cx.clone(),
+            management: self.management.clone(),
         });
         plan.steps()
             .into_iter()
@@ -674,7 +778,11 @@ impl Flow for NodeOsFlow {
     }
 
     fn gate(&self, j: &Journaled, cx: &RunContext) -> Option<Arc<dyn Gate>> {
-        Some(Arc::new(steps::ControllersGate::new(j.clone(), cx.clone())))
+        Some(Arc::new(steps::ControllersGate::new(
+            j.clone(),
+            cx.clone(),
+            self.management.clone(),
+        )))
     }
 
     async fn report(&self, j: &Journaled, _cx: &RunContext) -> Result<ReplaceReport, NodeOsError> {
@@ -684,7 +792,10 @@ impl Flow for NodeOsFlow {
             .map(|h| {
                 let what = match (&h.replaced_by, j.order) {
                     (Some(n), Order::AddBeforeRemove) => format!("replaced by {n}"),
-                    _ => format!("{} -> reinstalled", h.os_pretty_name),
+                    _ => match &j.target_os {
+                        Some(t) => format!("{} -> {t}", h.os_pretty_name),
+                        None => format!("{} -> reinstalled", h.os_pretty_name),
+                    },
                 };
                 (h.name.clone(), what)
             })
@@ -692,6 +803,262 @@ impl Flow for NodeOsFlow {
         Ok(ReplaceReport {
             order: j.order,
             replaced,
+            left_alone: j.at_target.clone(),
         })
+    }
+}
+
+impl NodeOsFlow {
+    /// The plan of a kubean cluster: the hosts by their inventory names, master1 (the first of
+    /// `kube_control_plane`) last, the same safety and capacity checks.
+    async fn plan_kubean(
+        &self,
+        inputs: Inputs,
+        k: KubeanInputs,
+        mgmt: Arc<dyn ferry_core::ClusterApi>,
+        cx: &RunContext,
+    ) -> Result<Planned<Journaled>, NodeOsError> {
+        use ferry_core::cluster::ObjectRef;
+        let refuse = NodeOsError::Refused;
+        let mut checks = CheckReport::new("Validate node OS replacement");
+        if inputs.order != Order::RemoveBeforeAdd {
+            return Err(refuse(
+                "the kubean backend replaces nodes remove-before-add (a new machine joins a kubean cluster through its inventory, which ferry does not edit)".into(),
+            ));
+        }
+        cx.log.info("==> Running phase: Gather facts");
+        let connected = cx.connected();
+        let facts = ferry_core::facts::gather_all(&connected, "/var/lib/kubelet").await;
+        let cluster = mgmt
+            .get(&ObjectRef {
+                api_version: "kubean.io/v1alpha1".into(),
+                kind: "Cluster".into(),
+                namespace: None,
+                name: k.cluster.clone(),
+            })
+            .await
+            .map_err(|e| refuse(format!("cannot read the kubean cluster {}: {e}", k.cluster)))?
+            .ok_or_else(|| {
+                refuse(format!(
+                    "the management cluster has no kubean cluster {:?} (clusters.kubean.io)",
+                    k.cluster
+                ))
+            })?;
+        let cm_ref = |v: &serde_json::Value| -> Option<CmRef> {
+            Some(CmRef {
+                name: v["name"].as_str()?.to_string(),
+                namespace: v["namespace"].as_str()?.to_string(),
+            })
+        };
+        let hosts_conf = cm_ref(&cluster["spec"]["hostsConfRef"]).ok_or_else(|| {
+            refuse(format!(
+                "kubean cluster {} has no spec.hostsConfRef",
+                k.cluster
+            ))
+        })?;
+        let text = crate::kubean::cm_data(mgmt.as_ref(), &hosts_conf, "hosts.yml")
+            .await
+            .map_err(|e| refuse(e.chain()))?
+            .ok_or_else(|| {
+                refuse(format!(
+                    "ConfigMap {}/{} (the hosts-conf of kubean cluster {}) has no hosts.yml",
+                    hosts_conf.namespace, hosts_conf.name, k.cluster
+                ))
+            })?;
+        let inv = Inventory::parse(&text).map_err(|e| {
+            refuse(format!(
+                "ConfigMap {}/{}: {e}",
+                hosts_conf.namespace, hosts_conf.name
+            ))
+        })?;
+        let master1 = inv
+            .groups
+            .get("kube_control_plane")
+            .and_then(|g| g.first())
+            .cloned()
+            .ok_or_else(|| {
+                refuse(format!(
+                    "the inventory of kubean cluster {} has no kube_control_plane host",
+                    k.cluster
+                ))
+            })?;
+        let snapshot = ferry_core::cluster::snapshot(cx.cluster.as_ref())
+            .await
+            .map_err(|e| refuse(format!("cannot read the cluster: {e}")))?;
+        let mut hosts = Vec::new();
+        for ((spec, _), f) in connected.iter().zip(facts) {
+            let f =
+                f.map_err(|e| refuse(format!("cannot gather the facts of {}: {e}", spec.name())))?;
+            let Some(name) = inv.name_of(&spec.address, &f.hostname) else {
+                checks.push(
+                    "inventory",
+                    &spec.name(),
+                    Status::Fail,
+                    format!(
+                        "{} is not in the inventory of kubean cluster {} (by ansible_host, ip, access_ip or name)",
+                        spec.name(),
+                        k.cluster
+                    ),
+                );
+                continue;
+            };
+            let node = snapshot.nodes.iter().find(|n| n.name == name);
+            hosts.push(PlannedHost {
+                name: spec.name(),
+                address: spec.address.clone(),
+                hostname: f.hostname.clone(),
+                node: node.map(|n| n.name.clone()),
+                controller: inv.in_group("kube_control_plane", &name),
+                worker: inv.in_group("kube_node", &name),
+                first: name == master1,
+                init_system: f.init_system,
+                machine: f.arch.clone(),
+                os_id: f.os.id.clone(),
+                os_version_id: f.os.version_id.clone(),
+                os_pretty_name: f.os.pretty_name.clone(),
+                cordoned: node.is_some_and(|n| n.unschedulable),
+                k0s: K0sSetup::default(),
+                replaced_by: None,
+                inventory: Some(name),
+            });
+        }
+        if !hosts.iter().any(|h| h.first) {
+            checks.push(
+                "inventory",
+                "cluster",
+                Status::Fail,
+                format!(
+                    "master1 ({master1}, the first host of kube_control_plane) is not in the hosts file"
+                ),
+            );
+        }
+        if hosts.iter().filter(|h| h.controller).count() < 2 {
+            checks.push(
+                "controllers",
+                "cluster",
+                Status::Fail,
+                "master1 is replaced through another control-plane node: the cluster needs at least two".into(),
+            );
+        }
+        let cp_order = inv
+            .groups
+            .get("kube_control_plane")
+            .cloned()
+            .unwrap_or_default();
+        let second = hosts
+            .iter()
+            .filter(|h| h.controller && !h.first)
+            .min_by_key(|h| {
+                cp_order
+                    .iter()
+                    .position(|n| Some(n) == h.inventory.as_ref())
+            })
+            .map(|h| h.address.clone());
+        let (hosts, at_target) = split_at_target(hosts, inputs.target_os.as_ref(), &mut checks);
+        let hosts = ordered(hosts);
+        let targets: Vec<ferry_safety::Target> = ferry_safety::targets_from_nodes(&snapshot)
+            .into_iter()
+            .filter(|t| {
+                hosts
+                    .iter()
+                    .any(|h| h.node.is_some() && h.node.as_deref() == t.node.as_deref())
+            })
+            .collect();
+        let report = ferry_safety::check(&snapshot, &targets, &inputs.checks.safety);
+        for n in &report.nodes {
+            for f in &n.findings {
+                checks.push("safety", &n.name, Status::Fail, f.message.clone());
+            }
+        }
+        let workers = hosts.iter().filter(|h| !h.controller).count();
+        let width = inputs.max_unavailable.batch_size(workers.max(1));
+        let cap = capacity(&snapshot, &batches(&hosts, width), inputs.order);
+        capacity_findings(&cap, &mut checks);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((report, cap));
+        let setup = KubeanSetup {
+            cluster: k.cluster.clone(),
+            image: k.image.clone(),
+            hosts_conf,
+            kubeconf: cm_ref(&cluster["spec"]["kubeconfRef"]),
+            management_kubeconfig: k.management_kubeconfig.clone(),
+            suffix: cx.owner.run_id.clone(),
+            operation_timeout_secs: k.operation_timeout.as_secs().max(1),
+            second,
+        };
+        let journaled = Journaled {
+            order: inputs.order,
+            backend: Backend::Kubean(Box::new(setup)),
+            target_os: inputs.target_os.clone(),
+            at_target,
+            k0s_binary: None,
+            max_unavailable: inputs.max_unavailable,
+            reinstall_command: inputs.reinstall_command.clone(),
+            reinstall_timeout_secs: inputs.reinstall_timeout.as_secs().max(1),
+            drain_timeout_secs: inputs.drain_timeout.as_secs().max(1),
+            ready_timeout_secs: inputs.ready_timeout.as_secs().max(1),
+            delete_emptydir_data: inputs.delete_emptydir_data,
+            force_bare_pods: inputs.force_bare_pods,
+            hosts,
+            new_hosts: Vec::new(),
+            kubeconfig: inputs.kubeconfig.clone(),
+        };
+        let plan = build_plan(&journaled);
+        Ok(Planned {
+            checks,
+            plan,
+            journaled,
+        })
+    }
+}
+
+/// The hosts to reinstall, and those already on the target OS (named in the checks).
+fn split_at_target(
+    hosts: Vec<PlannedHost>,
+    target: Option<&TargetOs>,
+    checks: &mut CheckReport,
+) -> (Vec<PlannedHost>, Vec<String>) {
+    let Some(t) = target else {
+        return (hosts, Vec::new());
+    };
+    let (done, todo): (Vec<_>, Vec<_>) = hosts
+        .into_iter()
+        .partition(|h| t.matches(&h.os_id, &h.os_version_id));
+    for h in &done {
+        checks.push(
+            "target-os",
+            &h.name,
+            Status::Ok,
+            format!("already runs {} ({t}): left alone", h.os_pretty_name),
+        );
+    }
+    (todo, done.into_iter().map(|h| h.name).collect())
+}
+
+/// The capacity report's failures and suggestions as check findings.
+fn capacity_findings(cap: &CapacityReport, checks: &mut CheckReport) {
+    for t in cap.turns.iter().filter(|t| !t.fits()) {
+        checks.push(
+            "capacity",
+            &t.node,
+            Status::Fail,
+            format!(
+                "{} pod(s) would find no node while {} is out: {}",
+                t.stranded.len(),
+                t.node,
+                t.stranded
+                    .iter()
+                    .map(|s| format!("{} ({})", s.pod, s.why.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        );
+    }
+    for s in &cap.suggestions {
+        checks.push(
+            "capacity",
+            "cluster",
+            Status::Warn,
+            format!("suggestion: {s}"),
+        );
     }
 }

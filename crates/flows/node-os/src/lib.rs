@@ -15,9 +15,11 @@
 //! back, on whatever OS it has by then, and removes every new host it added.
 
 pub mod flow;
+pub mod kubean;
 pub mod steps;
 
 pub use ferry_safety::Order;
 pub use flow::{
-    FLOW, Inputs, Journaled, K0sSetup, NodeOsError, NodeOsFlow, PlannedHost, ReplaceReport,
+    Backend, FLOW, Inputs, Journaled, K0sSetup, KubeanInputs, NodeOsError, NodeOsFlow, PlannedHost,
+    ReplaceReport, TargetOs,
 };

@@ -23,14 +23,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use ferry_core::cluster::{DrainOptions, ObjectRef};
-use ferry_core::engine::{Gate, Reversibility, Step, StepError, StepKey, to_data};
+use ferry_core::engine::{Gate, Reversibility, Step, StepError, StepKey, from_data, to_data};
 use ferry_core::exec::{Cmd, ExecError, FileSpec, HostExec, shell_quote};
 use ferry_core::facts::{self, InitSystem};
 use ferry_core::k0s::{K0S_BIN, K0S_TOKEN, K0sBinary, K0sHost, Role, exists, ok};
 use ferry_core::node::{DrainStep, wait_ready};
 use ferry_core::run::RunContext;
 
-use crate::flow::{Journaled, PlannedHost};
+use crate::flow::{Backend, Journaled, PlannedHost};
+use crate::kubean::{self as kb, KubeanSetup, Op};
 
 /// How often a host or a node is polled.
 const POLL: Duration = Duration::from_secs(1);
@@ -51,9 +52,13 @@ pub enum Kind {
     Add,
     WaitReady,
     RestoreCordon,
+    KubeanMoveFirstLast,
+    KubeanRemove,
+    KubeanClusterInfo,
+    KubeanAdd,
 }
 
-const ALL: [Kind; 8] = [
+const ALL: [Kind; 12] = [
     Kind::Save,
     Kind::Drain,
     Kind::Remove,
@@ -62,6 +67,10 @@ const ALL: [Kind; 8] = [
     Kind::Add,
     Kind::WaitReady,
     Kind::RestoreCordon,
+    Kind::KubeanMoveFirstLast,
+    Kind::KubeanRemove,
+    Kind::KubeanClusterInfo,
+    Kind::KubeanAdd,
 ];
 
 impl Kind {
@@ -75,6 +84,10 @@ impl Kind {
             Kind::Add => "os.k0s.add",
             Kind::WaitReady => "os.node.wait-ready",
             Kind::RestoreCordon => "os.node.restore-cordon",
+            Kind::KubeanMoveFirstLast => "os.kubean.move-master1-last",
+            Kind::KubeanRemove => "os.kubean.remove",
+            Kind::KubeanClusterInfo => "os.kubean.cluster-info",
+            Kind::KubeanAdd => "os.kubean.add",
         }
     }
 
@@ -104,16 +117,35 @@ impl Kind {
             Kind::RestoreCordon => {
                 "uncordon the node (cordon it again if it was cordoned before the run)"
             }
+            Kind::KubeanMoveFirstLast => {
+                "point the cluster's kubeconfig in the management cluster at the second master, and move master1 last in kube_control_plane, kube_node and etcd of the hosts-conf ConfigMap"
+            }
+            Kind::KubeanRemove => {
+                "ClusterOperation remove-node.yml -e node=NAME, post-hooks clean-kube-apiserver.yml (ConfigMap pb-clean-kube-apiserver) and cluster-info.yml; watched until it succeeds"
+            }
+            Kind::KubeanClusterInfo => {
+                "kube-public/cluster-info's server and kube-system/kubeadm-config's controlPlaneEndpoint: the second master"
+            }
+            Kind::KubeanAdd => {
+                "ClusterOperation cluster.yml --limit=etcd,kube_control_plane (a control-plane node; pre-hook disable-firewalld.yml, post-hooks upgrade-cluster.yml, cluster-info.yml) or scale.yml --limit=NAME (a worker); watched until it succeeds"
+            }
         }
     }
 
     pub fn reversibility(self) -> Reversibility {
         match self {
-            Kind::Save | Kind::Join | Kind::WaitReady | Kind::RestoreCordon => Reversibility::NoOp,
+            Kind::Save | Kind::Join | Kind::WaitReady | Kind::RestoreCordon | Kind::KubeanAdd => {
+                Reversibility::NoOp
+            }
             Kind::Reinstall => Reversibility::OneWay {
                 why: "the old OS is gone once the host is reinstalled; a rollback adds the host back on its new OS".into(),
             },
-            Kind::Drain | Kind::Remove | Kind::Add => Reversibility::Reversible,
+            Kind::Drain
+            | Kind::Remove
+            | Kind::Add
+            | Kind::KubeanMoveFirstLast
+            | Kind::KubeanRemove
+            | Kind::KubeanClusterInfo => Reversibility::Reversible,
         }
     }
 }
@@ -123,6 +155,8 @@ impl Kind {
 pub struct Ctx {
     pub journaled: Journaled,
     pub run: RunContext,
+    /// kubean: the management cluster's API.
+    pub management: Option<Arc<dyn ferry_core::ClusterApi>>,
 }
 
 impl Ctx {
@@ -277,9 +311,16 @@ fn peer_address(url: &str) -> Option<&str> {
 }
 
 /// `/etc/os-release` differs from what the plan recorded (ID or VERSION_ID).
-fn os_changed(p: &PlannedHost, text: &str) -> bool {
+/// `/etc/os-release` is the new OS: the target's ID and VERSION_ID when the run names one,
+/// else any other ID or VERSION_ID than the plan recorded.
+fn is_new_os(p: &PlannedHost, target: Option<&crate::flow::TargetOs>, text: &str) -> bool {
     let o = facts::parse_os_release(text);
-    (o.id.as_str(), o.version_id.as_str()) != (p.os_id.as_str(), p.os_version_id.as_str())
+    match target {
+        Some(t) => t.matches(&o.id, &o.version_id),
+        None => {
+            (o.id.as_str(), o.version_id.as_str()) != (p.os_id.as_str(), p.os_version_id.as_str())
+        }
+    }
 }
 
 impl NodeStep {
@@ -570,7 +611,7 @@ impl NodeStep {
         if let Some(node) = &p.node {
             wait_ready(self.cx.run.cluster.as_ref(), node, self.timeout(), POLL).await?;
         }
-        if p.controller {
+        if p.controller && self.cx.journaled.backend == Backend::K0s {
             let (exec, init) = self.cx.k0s(host).await?;
             let k = K0sHost::new(exec.as_ref(), init);
             let deadline = tokio::time::Instant::now() + self.timeout();
@@ -616,7 +657,8 @@ impl NodeStep {
     async fn probe_new_os(&self) -> Result<Option<Reinstalled>, StepError> {
         let p = self.planned()?.clone();
         let exec = self.cx.exec(&self.host)?;
-        let check = move |t: &str| os_changed(&p, t);
+        let target = self.cx.journaled.target_os.clone();
+        let check = move |t: &str| is_new_os(&p, target.as_ref(), t);
         match exec.read_after_reinstall("/etc/os-release", &check).await {
             Ok(r) if r.accepted => Ok(Some(Reinstalled {
                 pretty_name: facts::parse_os_release(&r.content).pretty_name,
@@ -799,7 +841,8 @@ impl NodeStep {
             match exec.run(&Cmd::new("true")).await {
                 Ok(_) => return Ok(()),
                 Err(ExecError::HostKey { .. }) => {
-                    let check = |t: &str| os_changed(&p, t);
+                    let target = self.cx.journaled.target_os.clone();
+                    let check = |t: &str| is_new_os(&p, target.as_ref(), t);
                     let r = exec.read_after_reinstall("/etc/os-release", &check).await?;
                     if r.accepted {
                         self.cx.run.log.info(format!(
@@ -833,9 +876,247 @@ impl NodeStep {
     /// service as it was.
     async fn add_back(&self, host: &str) -> Result<(), StepError> {
         self.wait_back(host).await?;
-        self.ensure_joined(host).await?;
+        match &self.cx.journaled.backend {
+            Backend::K0s => self.ensure_joined(host).await?,
+            Backend::Kubean(_) => self.kubean_add(host, "readd").await?,
+        }
         self.wait_ready(host).await?;
         self.restore_cordon(host).await
+    }
+}
+
+/// Where master1 stood in each group of the hosts-conf before it was moved last.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MovedLast {
+    was: std::collections::BTreeMap<String, usize>,
+    #[serde(default)]
+    kubeconf_changed: bool,
+}
+
+impl NodeStep {
+    fn kubean(&self) -> Result<(&KubeanSetup, &Arc<dyn ferry_core::ClusterApi>), StepError> {
+        let Backend::Kubean(s) = &self.cx.journaled.backend else {
+            return Err(StepError::new("a kubean step in a k0s run"));
+        };
+        let m = self
+            .cx
+            .management
+            .as_ref()
+            .ok_or_else(|| StepError::new("the management cluster's API is not connected"))?;
+        Ok((s, m))
+    }
+
+    fn inventory_name<'a>(&self, p: &'a PlannedHost) -> Result<&'a str, StepError> {
+        p.inventory
+            .as_deref()
+            .ok_or_else(|| StepError::new(format!("{} has no inventory name", p.name)))
+    }
+
+    /// Runs the operation `op` on `node` under the name `base` (or, when an operation of that
+    /// name failed before, `base-2`, `base-3`...: kubean never runs one twice).
+    async fn run_op(&self, base: &str, op: Op, node: &str) -> Result<(), StepError> {
+        let (s, m) = self.kubean()?;
+        let mut n = 1;
+        loop {
+            let name = if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{n}")
+            };
+            let failed = m
+                .get(&kb::operation(&name))
+                .await?
+                .is_some_and(|o| o["status"]["status"] == "Failed");
+            if failed {
+                n += 1;
+                continue;
+            }
+            let object = kb::operation_object(s, &name, op, node);
+            let log = self.cx.run.log.clone();
+            return kb::run_operation(m, s, &name, object, &log)
+                .await
+                .map_err(|e| e.context(format!("[{}]", self.host)));
+        }
+    }
+
+    async fn kubean_remove(&self, host: &str) -> Result<(), StepError> {
+        let (s, m) = self.kubean()?;
+        let p = self.cx.planned(host)?;
+        let inv = self.inventory_name(p)?;
+        kb::ensure_clean_apiserver(m.as_ref(), s).await?;
+        let base = kb::dns_name(&[&s.cluster, "ferry-remove", inv, &s.suffix]);
+        self.run_op(&base, Op::Remove, inv).await
+    }
+
+    /// Adds `host` through kubean unless its Node is there and Ready.
+    async fn kubean_add(&self, host: &str, verb: &str) -> Result<(), StepError> {
+        let (s, _) = self.kubean()?;
+        let p = self.cx.planned(host)?;
+        let inv = self.inventory_name(p)?;
+        let ready = self
+            .cx
+            .run
+            .cluster
+            .nodes()
+            .await?
+            .iter()
+            .any(|n| n.name == inv && n.ready);
+        if ready {
+            return Ok(());
+        }
+        let op = if p.controller {
+            Op::AddControlPlane
+        } else {
+            Op::AddWorker
+        };
+        let base = kb::dns_name(&[&s.cluster, &format!("ferry-{verb}"), inv, &s.suffix]);
+        self.run_op(&base, op, inv).await
+    }
+
+    /// Where master1 stands in each group now (the prepare of the move).
+    async fn kubean_positions(&self) -> Result<Value, StepError> {
+        let (s, m) = self.kubean()?;
+        let p = self.planned()?;
+        let inv = self.inventory_name(p)?;
+        let text = kb::cm_data(m.as_ref(), &s.hosts_conf, "hosts.yml")
+            .await?
+            .ok_or_else(|| StepError::new("the hosts-conf ConfigMap has no hosts.yml"))?;
+        let (_, was) = kb::move_host(&text, inv, &Default::default()).map_err(StepError::new)?;
+        to_data(&MovedLast {
+            was,
+            kubeconf_changed: false,
+        })
+    }
+
+    /// master1's stand-in: the second master's address.
+    fn second_address(&self) -> Result<String, StepError> {
+        let (s, _) = self.kubean()?;
+        s.second
+            .clone()
+            .ok_or_else(|| StepError::new("no second control-plane node to stand in for master1"))
+    }
+
+    async fn kubean_move_first_last(&self) -> Result<Value, StepError> {
+        let (s, m) = self.kubean()?;
+        let p = self.planned()?;
+        let inv = self.inventory_name(p)?;
+        let second = self.second_address()?;
+        let mut kubeconf_changed = false;
+        if let Some(r) = &s.kubeconf {
+            if let Some(text) = kb::cm_data(m.as_ref(), r, "config").await? {
+                let new = text.replace(&format!("://{}:", p.address), &format!("://{second}:"));
+                if new != text {
+                    m.merge_patch(
+                        &kb::configmap(r),
+                        &serde_json::json!({"data": {"config": new}}),
+                    )
+                    .await?;
+                    kubeconf_changed = true;
+                    self.log(format!(
+                        "the kubeconfig of cluster {} ({}/{}) now points at {second}",
+                        s.cluster, r.namespace, r.name
+                    ));
+                }
+            }
+        }
+        let text = kb::cm_data(m.as_ref(), &s.hosts_conf, "hosts.yml")
+            .await?
+            .ok_or_else(|| StepError::new("the hosts-conf ConfigMap has no hosts.yml"))?;
+        let (new, was) = kb::move_host(&text, inv, &Default::default()).map_err(StepError::new)?;
+        if new != text {
+            m.merge_patch(
+                &kb::configmap(&s.hosts_conf),
+                &serde_json::json!({"data": {"hosts.yml": new}}),
+            )
+            .await?;
+            self.log(format!(
+                "{inv} moved last in {} of {}/{}",
+                kb::REORDERED.join(", "),
+                s.hosts_conf.namespace,
+                s.hosts_conf.name
+            ));
+        }
+        to_data(&MovedLast {
+            was,
+            kubeconf_changed,
+        })
+    }
+
+    async fn kubean_move_back(&self, data: &Value, partial: bool) -> Result<(), StepError> {
+        let (s, m) = self.kubean()?;
+        let p = self.planned()?;
+        let inv = self.inventory_name(p)?;
+        let moved: MovedLast = from_data(data)?;
+        let text = kb::cm_data(m.as_ref(), &s.hosts_conf, "hosts.yml")
+            .await?
+            .ok_or_else(|| StepError::new("the hosts-conf ConfigMap has no hosts.yml"))?;
+        let (back, _) = kb::move_host(&text, inv, &moved.was).map_err(StepError::new)?;
+        if back != text {
+            m.merge_patch(
+                &kb::configmap(&s.hosts_conf),
+                &serde_json::json!({"data": {"hosts.yml": back}}),
+            )
+            .await?;
+        }
+        if let (Some(r), true) = (&s.kubeconf, moved.kubeconf_changed || partial) {
+            let second = self.second_address()?;
+            if let Some(text) = kb::cm_data(m.as_ref(), r, "config").await? {
+                let first = format!("://{}:", p.address);
+                if partial && text.contains(&first) {
+                    return Ok(());
+                }
+                let new = text.replace(&format!("://{second}:"), &first);
+                if new != text {
+                    m.merge_patch(
+                        &kb::configmap(r),
+                        &serde_json::json!({"data": {"config": new}}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The workload cluster's `kube-public/cluster-info` and `kube-system/kubeadm-config` name
+    /// the second master (or, `back`, master1 again).
+    async fn kubean_cluster_info(&self, back: bool) -> Result<Value, StepError> {
+        let p = self.planned()?;
+        let second = self.second_address()?;
+        let (from, to) = if back {
+            (second.as_str(), p.address.as_str())
+        } else {
+            (p.address.as_str(), second.as_str())
+        };
+        let cluster = self.cx.run.cluster.clone();
+        // (namespace, name, key, the text before the address)
+        let edits = [
+            ("kube-public", "cluster-info", "kubeconfig", "://"),
+            (
+                "kube-system",
+                "kubeadm-config",
+                "ClusterConfiguration",
+                "controlPlaneEndpoint: ",
+            ),
+        ];
+        for (ns, name, key, before) in edits {
+            let r = kb::CmRef {
+                name: name.into(),
+                namespace: ns.into(),
+            };
+            let Some(text) = kb::cm_data(cluster.as_ref(), &r, key).await? else {
+                continue;
+            };
+            let new = text.replace(&format!("{before}{from}:"), &format!("{before}{to}:"));
+            if new != text {
+                cluster
+                    .merge_patch(&kb::configmap(&r), &serde_json::json!({"data": {key: new}}))
+                    .await?;
+                self.log(format!("{ns}/{name} ({key}) now names {to}"));
+            }
+        }
+        Ok(Value::Null)
     }
 }
 
@@ -856,6 +1137,13 @@ impl Step for NodeStep {
 
     fn reversibility(&self) -> Reversibility {
         self.kind.reversibility()
+    }
+
+    async fn prepare(&self) -> Result<Value, StepError> {
+        match self.kind {
+            Kind::KubeanMoveFirstLast => self.kubean_positions().await,
+            _ => Ok(Value::Null),
+        }
     }
 
     fn resumes_by_reapplying(&self) -> bool {
@@ -881,16 +1169,27 @@ impl Step for NodeStep {
                 ));
             }
             Kind::RestoreCordon => self.restore_cordon(&self.host).await?,
+            Kind::KubeanMoveFirstLast => return self.kubean_move_first_last().await,
+            Kind::KubeanRemove => self.kubean_remove(&self.host).await?,
+            Kind::KubeanClusterInfo => return self.kubean_cluster_info(false).await,
+            Kind::KubeanAdd => self.kubean_add(&self.host, "add").await?,
             Kind::Drain => return Err(StepError::new("the drain is core's step")),
         }
         Ok(prepared.clone())
     }
 
-    async fn undo(&self, _data: &Value, _partial: bool) -> Result<(), StepError> {
+    async fn undo(&self, data: &Value, partial: bool) -> Result<(), StepError> {
         match self.kind {
-            Kind::Save | Kind::Join | Kind::WaitReady | Kind::RestoreCordon | Kind::Drain => Ok(()),
+            Kind::Save
+            | Kind::Join
+            | Kind::WaitReady
+            | Kind::RestoreCordon
+            | Kind::Drain
+            | Kind::KubeanAdd => Ok(()),
             // a removed host, reinstalled or not, is added back
-            Kind::Remove | Kind::Reinstall => self.add_back(&self.host).await,
+            Kind::Remove | Kind::Reinstall | Kind::KubeanRemove => self.add_back(&self.host).await,
+            Kind::KubeanMoveFirstLast => self.kubean_move_back(data, partial).await,
+            Kind::KubeanClusterInfo => self.kubean_cluster_info(true).await.map(|_| ()),
             // a new host leaves again
             Kind::Add => self.remove(&self.host).await,
         }
@@ -903,11 +1202,16 @@ impl Step for NodeStep {
 pub struct ControllersGate {
     j: Journaled,
     cx: RunContext,
+    management: Option<Arc<dyn ferry_core::ClusterApi>>,
 }
 
 impl ControllersGate {
-    pub fn new(j: Journaled, cx: RunContext) -> Self {
-        Self { j, cx }
+    pub fn new(
+        j: Journaled,
+        cx: RunContext,
+        management: Option<Arc<dyn ferry_core::ClusterApi>>,
+    ) -> Self {
+        Self { j, cx, management }
     }
 
     /// `name` runs k0s and its Node (if any) is Ready.
@@ -915,6 +1219,17 @@ impl ControllersGate {
         let Some(p) = self.j.host(name) else {
             return Ok(false);
         };
+        if let Backend::Kubean(_) = &self.j.backend {
+            // kubean's control-plane hosts are nodes: Ready is what can be seen
+            let node = p.inventory.as_deref().unwrap_or(&p.hostname);
+            return Ok(self
+                .cx
+                .cluster
+                .nodes()
+                .await?
+                .iter()
+                .any(|n| n.name == node && n.ready));
+        }
         let Ok(exec) = self.cx.host(name) else {
             return Ok(false);
         };
@@ -979,8 +1294,9 @@ impl Gate for ControllersGate {
         let ctx = Ctx {
             journaled: self.j.clone(),
             run: self.cx.clone(),
+            management: self.management.clone(),
         };
-        if !others.is_empty() {
+        if !others.is_empty() && self.j.backend == Backend::K0s {
             ctx.healthy_controller(&[host])
                 .await
                 .map_err(|e| e.context("etcd quorum"))?;
