@@ -596,10 +596,14 @@ fn register_node(env: &Env, controller: bool, taint: bool) {
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+    let registered = Instant::now();
     let mut pause = Duration::from_secs(1);
     loop {
         std::thread::sleep(pause);
         if let Err(e) = crate::node::report_version(env) {
+            eprintln!("kubelet: {e}");
+        }
+        if let Err(e) = crate::node::status_posted(env, registered.elapsed()) {
             eprintln!("kubelet: {e}");
         }
         pause = (pause * 2).min(Duration::from_secs(10));

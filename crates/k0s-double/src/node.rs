@@ -27,6 +27,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// The Node API of the control plane the kubeconfig names, if there is one.
 async fn nodes(env: &Env) -> Result<Option<Api<Node>>, Error> {
+    Ok(client(env).await?.map(Api::all))
+}
+
+/// A client of the control plane the kubeconfig names, if there is one.
+async fn client(env: &Env) -> Result<Option<kube::Client>, Error> {
     let path = env.path(KUBECONFIG);
     if !path.is_file() {
         return Ok(None);
@@ -41,16 +46,31 @@ async fn nodes(env: &Env) -> Result<Option<Api<Node>>, Error> {
     .map_err(|e| Error::msg(format!("{KUBECONFIG}: {e}")))?;
     let client =
         kube::Client::try_from(config).map_err(|e| Error::msg(format!("kube client: {e}")))?;
-    Ok(Some(Api::all(client)))
+    Ok(Some(client))
 }
 
 /// Registers (or re-registers) this host's Node.
 pub fn register(env: &Env, controller: bool, taint: bool) -> Result<(), Error> {
     let name = env.hostname();
     runtime()?.block_on(async {
-        let Some(api) = nodes(env).await? else {
+        let Some(client) = client(env).await? else {
             return Ok(());
         };
+        let api: Api<Node> = Api::all(client.clone());
+        // A Node deleted a moment ago (the node was removed and is added back) leaves its Lease
+        // until the garbage collector takes it; kwok, which posts the status here, loses a
+        // Node registered again before that. A kubelet registers again at once; the double
+        // waits for the old Lease to go first (30 s at most).
+        if api.get_opt(&name).await.ok().flatten().is_none() {
+            let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+                Api::namespaced(client, "kube-node-lease");
+            for _ in 0..30 {
+                match leases.get_opt(&name).await {
+                    Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                    _ => break,
+                }
+            }
+        }
         let mut labels = serde_json::json!({
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
@@ -151,6 +171,43 @@ async fn patch_version(api: &Api<Node>, name: &str) -> Result<(), Error> {
         .await
         .map(|_| ())
         .map_err(|e| Error::msg(format!("cannot report the version of node {name}: {e}")))
+}
+
+/// A kubelet posts its Node's status within seconds of registering; here kwok posts it. A Node
+/// deleted and registered again under the same name within a second or two (a node removed and
+/// re-added) is sometimes never picked up by kwok again, and stays without any status: after
+/// 20 s without a Ready condition the double hands the Node to kwok again (its annotation off
+/// and on), as a kubelet would simply post its status again.
+pub fn status_posted(env: &Env, since_registration: std::time::Duration) -> Result<(), Error> {
+    if since_registration < std::time::Duration::from_secs(20) {
+        return Ok(());
+    }
+    let name = env.hostname();
+    runtime()?.block_on(async {
+        let Some(api) = nodes(env).await? else {
+            return Ok(());
+        };
+        let Ok(Some(n)) = api.get_opt(&name).await else {
+            return Ok(());
+        };
+        let posted = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if posted {
+            return Ok(());
+        }
+        eprintln!("kubelet: node {name} has no Ready status yet: handing it to kwok again");
+        for value in [serde_json::Value::Null, serde_json::json!("fake")] {
+            let patch = serde_json::json!({ "metadata": { "annotations": { KWOK: value } } });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| Error::msg(format!("cannot update node {name}: {e}")))?;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+        Ok(())
+    })
 }
 
 /// The kubelet stopped: kwok no longer keeps the Node Ready.

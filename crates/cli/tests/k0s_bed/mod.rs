@@ -99,8 +99,22 @@ impl K0sBed {
         bed
     }
 
-    /// Fresh hosts and no Nodes of theirs.
+    /// Fresh hosts and no Nodes of theirs. A host an earlier test reimaged (`scripts/testbed
+    /// reimage`, the OS replacement tests) is put back on the testbed's base root first.
     pub fn reset(&self) {
+        let base = std::fs::read_to_string(self.dir.join("base")).unwrap();
+        let moved: Vec<String> = (1..=self.hosts.len())
+            .filter(|i| self.dir.join(format!("hosts/h{i}/base")).exists())
+            .map(|i| format!("h{i}"))
+            .collect();
+        for h in &moved {
+            testbed(&self.dir, &["reimage", h, base.trim()]);
+        }
+        if !moved.is_empty() {
+            let mut args = vec!["trust"];
+            args.extend(moved.iter().map(String::as_str));
+            testbed(&self.dir, &args);
+        }
         let mut args = vec!["reset"];
         args.extend(self.hosts.iter().map(String::as_str));
         testbed(&self.dir, &args);

@@ -167,29 +167,7 @@ pub fn reinstall_command() -> String {
 /// The hosts of the bed back on the base root where a run reinstalled them, then fresh k0s
 /// hosts with the workloads: the start of every case.
 pub fn fresh(bed: &K0sBed) {
-    let base = std::fs::read_to_string(bed.dir.join("base")).unwrap();
-    let moved: Vec<String> = (1..=bed.hosts.len())
-        .filter(|i| bed.dir.join(format!("hosts/h{i}/base")).exists())
-        .map(|i| format!("h{i}"))
-        .collect();
-    for h in &moved {
-        let out = testbed(&bed.dir, &["reimage", h, base.trim()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    if !moved.is_empty() {
-        let mut args = vec!["trust"];
-        args.extend(moved.iter().map(String::as_str));
-        let out = testbed(&bed.dir, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // the bed's reset puts reimaged hosts back on the base root
     bed.provision();
     more_workloads(bed);
 }
