@@ -32,7 +32,8 @@ pub enum NodeCommand {
 pub enum OrderArg {
     /// Remove the node, reinstall it, add it back under the same name and address.
     RemoveBeforeAdd,
-    /// A new machine (--new-hosts-path) joins first, then the old node is removed.
+    /// A new machine (--new-hosts-path) joins first, then the old node is removed (k0s only;
+    /// not yet tested end to end on real hosts).
     AddBeforeRemove,
 }
 
@@ -273,9 +274,12 @@ fn replace_os(args: &ReplaceOsArgs, rt: &Runtime, out: &mut Output<'_>) -> Resul
     let connector = SshConnector::new(ssh).map_err(|e| CliError::Usage(e.to_string()))?;
     let kubean = match args.backend {
         BackendArg::K0s => {
-            if args.kubean_cluster.is_some() || args.spray_image.is_some() {
+            if args.kubean_cluster.is_some()
+                || args.spray_image.is_some()
+                || args.management_kubeconfig.is_some()
+            {
                 return Err(CliError::Usage(
-                    "--kubean-cluster and --spray-image are for --backend kubean".into(),
+                    "--kubean-cluster, --spray-image and --management-kubeconfig are for --backend kubean".into(),
                 ));
             }
             None

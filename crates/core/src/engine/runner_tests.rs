@@ -593,3 +593,118 @@ async fn the_gate_is_asked_before_every_controller_and_a_closed_gate_rolls_back(
         r.order
     );
 }
+
+/// A step that counts its applies and undos, hangs in its first apply when told to (a crash in
+/// the middle), and says it is one-way and picks up where it was cut off when told to.
+#[derive(Debug)]
+struct Counted {
+    key: StepKey,
+    applies: Arc<AtomicUsize>,
+    undos: Arc<AtomicUsize>,
+    hang_first: std::sync::atomic::AtomicBool,
+    reapply: bool,
+}
+
+#[async_trait::async_trait]
+impl Step for Counted {
+    fn key(&self) -> &StepKey {
+        &self.key
+    }
+
+    fn reversibility(&self) -> Reversibility {
+        Reversibility::OneWay {
+            why: "the disk is new".into(),
+        }
+    }
+
+    fn resumes_by_reapplying(&self) -> bool {
+        self.reapply
+    }
+
+    async fn apply(&self, _prepared: &Value) -> Result<Value, StepError> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        if self.hang_first.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(Value::Null)
+    }
+
+    async fn undo(&self, _data: &Value, _partial: bool) -> Result<(), StepError> {
+        self.undos.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn counted(
+    f: &Fixture,
+    at: &str,
+    hang: bool,
+    reapply: bool,
+) -> (Vec<Arc<dyn Step>>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let mut steps = f.steps(None, None, None);
+    let applies = Arc::new(AtomicUsize::new(0));
+    let undos = Arc::new(AtomicUsize::new(0));
+    let i = steps
+        .iter()
+        .position(|s| s.key().to_string() == at)
+        .unwrap();
+    steps[i] = Arc::new(Counted {
+        key: at.parse().unwrap(),
+        applies: applies.clone(),
+        undos: undos.clone(),
+        hang_first: std::sync::atomic::AtomicBool::new(hang),
+        reapply,
+    });
+    (steps, applies, undos)
+}
+
+/// Unlike an irreversible step, a one-way step does not stop a rollback: its undo (which
+/// brings the target back in its new state) runs, and the steps before it are undone.
+#[tokio::test]
+async fn a_one_way_step_is_undone_by_its_own_undo_and_the_rollback_goes_on() {
+    let f = Fixture::new(plan(1, 1, MaxUnavailable::Count(1)));
+    let (mut steps, applies, undos) = counted(&f, "node.a@host:m0", false, false);
+    let fail = steps
+        .iter()
+        .position(|s| s.key().to_string() == "node.b@host:m0")
+        .unwrap();
+    steps[fail] = Arc::new(SetStep {
+        key: "node.b@host:m0".parse().unwrap(),
+        world: f.world.clone(),
+        value: 1,
+        fail: true,
+        irreversible: false,
+        interrupts: None,
+        triggers: 0,
+        gauge: None,
+    });
+    let out = f.engine(steps).run().await.unwrap();
+    assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+    assert_eq!(applies.load(Ordering::SeqCst), 1);
+    assert_eq!(undos.load(Ordering::SeqCst), 1);
+    assert!(f.world().is_empty(), "{:?}", f.world());
+}
+
+/// A step cut off in its apply is undone before a resume runs it again, unless it picks up
+/// where it was cut off: then it is applied again, never undone.
+#[tokio::test]
+async fn a_resume_applies_again_a_step_that_picks_up_where_it_was_cut_off() {
+    for reapply in [true, false] {
+        let f = Fixture::new(plan(1, 1, MaxUnavailable::Count(1)));
+        let (steps, applies, undos) = counted(&f, "node.a@host:w0", true, reapply);
+        let e = f.engine(steps);
+        let cut = tokio::time::timeout(Duration::from_millis(200), e.run()).await;
+        assert!(cut.is_err(), "the run must hang in the step");
+        drop(e);
+        let (j, replay) = Journal::open(f.dir.path()).unwrap();
+        let (steps, applies2, undos2) = counted(&f, "node.a@host:w0", false, reapply);
+        let e = f.engine_with(steps, j);
+        assert_eq!(e.resume(&replay).await.unwrap(), Outcome::Completed);
+        assert_eq!(
+            applies.load(Ordering::SeqCst) + applies2.load(Ordering::SeqCst),
+            2
+        );
+        let undone = undos.load(Ordering::SeqCst) + undos2.load(Ordering::SeqCst);
+        assert_eq!(undone, usize::from(!reapply), "reapply {reapply}");
+    }
+}
