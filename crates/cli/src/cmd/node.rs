@@ -32,8 +32,7 @@ pub enum NodeCommand {
 pub enum OrderArg {
     /// Remove the node, reinstall it, add it back under the same name and address.
     RemoveBeforeAdd,
-    /// A new machine (--new-hosts-path) joins first, then the old node is removed (k0s only;
-    /// not yet tested end to end on real hosts).
+    /// A new machine (--new-hosts-path) joins first, then the old node is removed (k0s).
     AddBeforeRemove,
 }
 
