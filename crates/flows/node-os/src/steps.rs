@@ -786,10 +786,13 @@ impl NodeStep {
             }
         }
         let mut said_old = false;
-        while found.is_none() {
+        let r = loop {
+            if let Some(r) = found.take() {
+                break r;
+            }
             found = self.probe_new_os().await?;
             if found.is_some() {
-                break;
+                continue;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(StepError::new(format!(
@@ -805,8 +808,7 @@ impl NodeStep {
                 said_old = true;
             }
             tokio::time::sleep(REINSTALL_POLL).await;
-        }
-        let r = found.ok_or_else(|| StepError::new("unreachable: no reinstall found"))?;
+        };
         let exec = self.cx.exec(&self.host)?;
         ferry_core::lock::acquire_host(
             exec.as_ref(),
