@@ -174,6 +174,51 @@ pub trait ClusterApi: Send + Sync + fmt::Debug {
         object: &ObjectRef,
         patch: &serde_json::Value,
     ) -> Result<(), ClusterError>;
+    /// Server-side apply that takes the fields it sets from other managers, as `kubectl apply
+    /// --server-side --force-conflicts` does: for objects another tool also edits (a Rancher
+    /// `Cluster`), where ferry sets values the operator chose. A `metadata.resourceVersion` in
+    /// the object makes it conditional: [`ClusterError::Conflict`] when the object changed since
+    /// it was read.
+    async fn apply_forced(&self, object: &serde_json::Value) -> Result<(), ClusterError>;
+    /// Every object of `api_version`/`kind`, in `namespace` or in all of them when `None`,
+    /// matching `selector` (a label selector: `key=value`, `key!=value`, `key`, `!key`, joined by
+    /// commas), following continuation. Each item carries its `apiVersion` and `kind`. A kind the
+    /// cluster does not serve is [`ClusterError::Invalid`].
+    async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ClusterError>;
+    /// Creates `object` (a POST) and returns what the server answered: the object as stored, or
+    /// for a review (`SubjectAccessReview`) the verdict in its `status`. An object that exists
+    /// already is [`ClusterError::Conflict`].
+    async fn create(&self, object: &serde_json::Value) -> Result<serde_json::Value, ClusterError>;
+}
+
+/// `true` when `labels` match `selector` as [`ClusterApi::list`] reads it (an empty selector
+/// matches everything): the one reading of label selectors for the fakes and the doubles.
+pub fn selector_matches(
+    selector: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            if let Some((k, v)) = t.split_once("!=") {
+                labels.get(k.trim()).map(String::as_str) != Some(v.trim())
+            } else if let Some((k, v)) = t.split_once('=') {
+                let v = v.trim_start_matches('=');
+                labels.get(k.trim()).map(String::as_str) == Some(v.trim())
+            } else if let Some(k) = t.strip_prefix('!') {
+                !labels.contains_key(k.trim())
+            } else {
+                labels.contains_key(t)
+            }
+        })
 }
 
 /// Reads everything the safety checks need, all lists at once. A list that fails is recorded in

@@ -1198,6 +1198,86 @@ impl ClusterApi for KubeCluster {
             .map_err(|e| self.map_err(&format!("patch {object}"), e))
     }
 
+    async fn apply_forced(&self, object: &serde_json::Value) -> Result<(), ClusterError> {
+        let r = ObjectRef::of(object)?;
+        let api = self.dynamic(&r).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&r.name, &params, &Patch::Apply(object))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_err(&format!("apply {r}"), e))
+    }
+
+    async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ClusterError> {
+        let (ar, namespaced) = self.resource(api_version, kind).await?;
+        let api: Api<DynamicObject> = match (namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            _ => Api::all_with(self.client.clone(), &ar),
+        };
+        let mut lp = ListParams::default();
+        if let Some(s) = selector.filter(|s| !s.is_empty()) {
+            lp = lp.labels(s);
+        }
+        let items = self.list_all(&api, lp, &format!("list {kind}s")).await?;
+        items
+            .into_iter()
+            .map(|mut o| {
+                // list items come without their type; the callers read it like a get
+                o.types = Some(kube::core::TypeMeta {
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                });
+                serde_json::to_value(o)
+                    .map_err(|e| ClusterError::Invalid(format!("list {kind}s: {e}")))
+            })
+            .collect()
+    }
+
+    async fn create(&self, object: &serde_json::Value) -> Result<serde_json::Value, ClusterError> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                ClusterError::Invalid("the object to create has no apiVersion".into())
+            })?;
+        let kind = object
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ClusterError::Invalid("the object to create has no kind".into()))?;
+        let (ar, namespaced) = self.resource(api_version, kind).await?;
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str());
+        let api: Api<DynamicObject> = match (namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            (true, None) => {
+                return Err(ClusterError::Invalid(format!(
+                    "create {kind}: it is namespaced but no namespace was given"
+                )));
+            }
+            (false, _) => Api::all_with(self.client.clone(), &ar),
+        };
+        let mut object = object.clone();
+        if object.get("metadata").is_none() {
+            // a review has no metadata; the client's object type wants one
+            object["metadata"] = serde_json::json!({});
+        }
+        let o: DynamicObject = serde_json::from_value(object)
+            .map_err(|e| ClusterError::Invalid(format!("create {kind}: {e}")))?;
+        let created = api
+            .create(&kube::api::PostParams::default(), &o)
+            .await
+            .map_err(|e| self.map_err(&format!("create {kind}"), e))?;
+        serde_json::to_value(created)
+            .map_err(|e| ClusterError::Invalid(format!("create {kind}: {e}")))
+    }
+
     async fn delete(&self, object: &ObjectRef) -> Result<bool, ClusterError> {
         let api = self.dynamic(object).await?;
         match api.delete(&object.name, &DeleteParams::default()).await {

@@ -65,6 +65,86 @@ fn node_names(s: &WorldState) -> Vec<String> {
     v
 }
 
+/// A node of the model as the API shows it (what the fake keeps of it).
+fn node_json(n: &Node) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": n.name, "labels": n.labels},
+        "spec": {"unschedulable": n.unschedulable},
+    })
+}
+
+/// Stores an applied or created object with a new `metadata.resourceVersion`; an object that
+/// names a resourceVersion is stored only over that version, as the API server does.
+fn store(s: &mut WorldState, r: ObjectRef, object: &Value) -> Result<(), ClusterError> {
+    let current = s
+        .cluster
+        .objects
+        .get(&r)
+        .and_then(|o| o.pointer("/metadata/resourceVersion"))
+        .cloned();
+    if let Some(want) = object.pointer("/metadata/resourceVersion") {
+        if current.as_ref() != Some(want) {
+            return Err(ClusterError::Conflict(format!(
+                "{r}: the object has been modified; please apply your changes to the latest version"
+            )));
+        }
+    }
+    s.cluster.versions += 1;
+    let mut o = object.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert(
+            "resourceVersion".into(),
+            Value::String(s.cluster.versions.to_string()),
+        );
+    }
+    s.cluster.objects.insert(r, o);
+    Ok(())
+}
+
+/// The kinds every API server serves that the fake is asked for.
+const BUILT_IN: [(&str, &str); 17] = [
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Node"),
+    ("v1", "Pod"),
+    ("v1", "Service"),
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "ReplicaSet"),
+    ("coordination.k8s.io/v1", "Lease"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+];
+
+/// Whether the fake API server serves `api_version`/`kind`: a built-in, a kind of an applied
+/// CustomResourceDefinition, or a kind objects were applied as.
+fn served(s: &WorldState, api_version: &str, kind: &str) -> bool {
+    if BUILT_IN.contains(&(api_version, kind)) {
+        return true;
+    }
+    s.cluster.objects.iter().any(|(r, o)| {
+        (r.api_version == api_version && r.kind == kind)
+            || (r.kind == "CustomResourceDefinition"
+                && o["spec"]["names"]["kind"] == kind
+                && o["spec"]["versions"].as_array().is_some_and(|vs| {
+                    vs.iter().any(|v| {
+                        format!(
+                            "{}/{}",
+                            o["spec"]["group"].as_str().unwrap_or(""),
+                            v["name"].as_str().unwrap_or("")
+                        ) == api_version
+                    })
+                }))
+    })
+}
+
 fn is_node(r: &ObjectRef) -> bool {
     r.api_version == "v1" && r.kind == "Node"
 }
@@ -334,8 +414,80 @@ impl ClusterApi for FakeCluster {
         let r = ObjectRef::of(object)?;
         self.call("apply", vec![r.to_string()], true)?;
         self.latency().await;
-        self.world.state().cluster.objects.insert(r, object.clone());
-        Ok(())
+        store(&mut self.world.state(), r, object)
+    }
+
+    async fn apply_forced(&self, object: &Value) -> Result<(), ClusterError> {
+        let r = ObjectRef::of(object)?;
+        self.call("apply_forced", vec![r.to_string()], true)?;
+        self.latency().await;
+        store(&mut self.world.state(), r, object)
+    }
+
+    async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, ClusterError> {
+        self.call("list", vec![format!("{kind}s")], false)?;
+        let s = self.world.state();
+        let labels_of = |o: &Value| -> std::collections::BTreeMap<String, String> {
+            o.pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let wanted = |o: &Value| {
+            selector.is_none_or(|sel| ferry_core::cluster::selector_matches(sel, &labels_of(o)))
+        };
+        if !served(&s, api_version, kind) {
+            return Err(ClusterError::Invalid(format!(
+                "the cluster has no kind {kind} in {api_version}"
+            )));
+        }
+        if api_version == "v1" && kind == "Node" {
+            return Ok(node_names(&s)
+                .iter()
+                .filter_map(|n| node_of(&s, n))
+                .map(|n| node_json(&n))
+                .filter(|o| wanted(o))
+                .collect());
+        }
+        Ok(s.cluster
+            .objects
+            .iter()
+            .filter(|(r, _)| r.api_version == api_version && r.kind == kind)
+            .filter(|(r, _)| namespace.is_none() || r.namespace.as_deref() == namespace)
+            .map(|(_, o)| o.clone())
+            .filter(|o| wanted(o))
+            .collect())
+    }
+
+    async fn create(&self, object: &Value) -> Result<Value, ClusterError> {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        self.call("create", vec![kind.to_string()], true)?;
+        self.latency().await;
+        let mut s = self.world.state();
+        if object.get("apiVersion").and_then(Value::as_str) == Some("authorization.k8s.io/v1")
+            && kind == "SubjectAccessReview"
+        {
+            let allowed = crate::rbac::allowed(&s.cluster.objects, object);
+            let mut answer = object.clone();
+            answer["status"] = serde_json::json!({ "allowed": allowed });
+            return Ok(answer);
+        }
+        let r = ObjectRef::of(object)?;
+        if s.cluster.objects.contains_key(&r) {
+            return Err(ClusterError::Conflict(format!("{r} already exists")));
+        }
+        store(&mut s, r.clone(), object)?;
+        Ok(s.cluster.objects.get(&r).cloned().unwrap_or(Value::Null))
     }
 
     async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
@@ -343,13 +495,7 @@ impl ClusterApi for FakeCluster {
         let s = self.world.state();
         if is_node(object) {
             // Nodes live in the node model, not among the applied objects.
-            return Ok(node_of(&s, &object.name).map(|n| {
-                serde_json::json!({
-                    "apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": n.name, "labels": n.labels},
-                    "spec": {"unschedulable": n.unschedulable},
-                })
-            }));
+            return Ok(node_of(&s, &object.name).map(|n| node_json(&n)));
         }
         Ok(s.cluster.objects.get(object).cloned())
     }
@@ -385,10 +531,15 @@ impl ClusterApi for FakeCluster {
             }
             return Ok(());
         }
+        s.cluster.versions += 1;
+        let version = s.cluster.versions.to_string();
         let Some(current) = s.cluster.objects.get_mut(object) else {
             return Err(ClusterError::NotFound(object.to_string()));
         };
         merge(current, patch);
+        if let Some(m) = current.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("resourceVersion".into(), Value::String(version));
+        }
         Ok(())
     }
 

@@ -91,6 +91,8 @@ pub struct ClusterState {
     pub volumes: Vec<ferry_core::cluster::PersistentVolume>,
     pub api_servers: Vec<String>,
     pub objects: BTreeMap<ObjectRef, Value>,
+    /// The last `metadata.resourceVersion` stamped on an object.
+    pub versions: u64,
     /// Hosts that were MKE 3 managers at the start (the etcd members).
     pub managers: BTreeSet<String>,
     /// Nodes that no fake host backs (a seeded cluster): read back as seeded.
@@ -490,11 +492,18 @@ impl World {
             };
             *workloads.entry(k).or_insert(0) += 1;
         }
-        let objects: BTreeMap<String, &Value> = s
+        // the content, not the resourceVersion every write stamps
+        let objects: BTreeMap<String, Value> = s
             .cluster
             .objects
             .iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                (k.to_string(), v)
+            })
             .collect();
         let m = &s.mke3;
         let team_members: BTreeMap<String, &Vec<Member>> = m

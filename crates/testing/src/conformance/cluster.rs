@@ -760,6 +760,205 @@ async fn apply_invalid(api: Arc<dyn ClusterApi>) -> Result<(), String> {
     }
 }
 
+async fn list(api: Arc<dyn ClusterApi>) -> Result<(), String> {
+    for (name, tier) in [
+        ("ferry-l-a", Some("cp")),
+        ("ferry-l-b", Some("worker")),
+        ("ferry-l-c", None),
+    ] {
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": name, "namespace": NS}, "data": {}});
+        if let Some(t) = tier {
+            cm["metadata"]["labels"] = json!({ "ferry.test/tier": t });
+        }
+        api.apply(&cm)
+            .await
+            .map_err(|e| format!("apply {name}: {e}"))?;
+    }
+    let names = |items: Vec<serde_json::Value>| -> Result<Vec<String>, String> {
+        let mut v = Vec::new();
+        for o in items {
+            ensure!(
+                o["apiVersion"] == "v1" && o["kind"] == "ConfigMap",
+                "a listed item lacks apiVersion/kind: {o}"
+            );
+            let n = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if n.starts_with("ferry-l-") {
+                v.push(n);
+            }
+        }
+        v.sort();
+        Ok(v)
+    };
+    let l = |sel: Option<&'static str>| {
+        let api = api.clone();
+        async move {
+            api.list("v1", "ConfigMap", Some(NS), sel)
+                .await
+                .map_err(|e| format!("list {sel:?}: {e}"))
+        }
+    };
+    let all = names(l(None).await?)?;
+    ensure!(
+        all == ["ferry-l-a", "ferry-l-b", "ferry-l-c"],
+        "list without selector: {all:?}"
+    );
+    let cp = names(l(Some("ferry.test/tier=cp")).await?)?;
+    ensure!(cp == ["ferry-l-a"], "tier=cp: {cp:?}");
+    let any = names(l(Some("ferry.test/tier")).await?)?;
+    ensure!(any == ["ferry-l-a", "ferry-l-b"], "tier (exists): {any:?}");
+    let none = names(l(Some("!ferry.test/tier")).await?)?;
+    ensure!(none == ["ferry-l-c"], "!tier: {none:?}");
+    let not_cp = names(l(Some("ferry.test/tier!=cp")).await?)?;
+    ensure!(not_cp == ["ferry-l-b", "ferry-l-c"], "tier!=cp: {not_cp:?}");
+    let elsewhere = api
+        .list("v1", "ConfigMap", Some("default"), Some("ferry.test/tier"))
+        .await
+        .map_err(|e| format!("list in default: {e}"))?;
+    ensure!(
+        elsewhere.is_empty(),
+        "another namespace's list: {elsewhere:?}"
+    );
+    let nodes = api
+        .list(
+            "v1",
+            "Node",
+            None,
+            Some("node-role.kubernetes.io/control-plane"),
+        )
+        .await
+        .map_err(|e| format!("list nodes: {e}"))?;
+    let nodes: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    ensure!(nodes == ["manager-0"], "control-plane nodes: {nodes:?}");
+    match api.list("ferry.test/v1", "Nothing", None, None).await {
+        Err(ClusterError::Invalid(_)) => Ok(()),
+        other => Err(format!("list of a kind not served: {other:?}")),
+    }
+}
+
+async fn apply_forced(api: Arc<dyn ClusterApi>) -> Result<(), String> {
+    let cm = |data: serde_json::Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "ferry-state", "namespace": NS}, "data": data})
+    };
+    api.apply(&cm(json!({"a": "1"})))
+        .await
+        .map_err(|e| format!("apply: {e}"))?;
+    let read = api
+        .get(&cm_ref())
+        .await
+        .map_err(|e| format!("get: {e}"))?
+        .ok_or("get after apply: None")?;
+    let version = read["metadata"]["resourceVersion"].clone();
+    ensure!(version.is_string(), "no resourceVersion: {read}");
+    let mut at = cm(json!({"a": "2"}));
+    at["metadata"]["resourceVersion"] = version.clone();
+    api.apply_forced(&at)
+        .await
+        .map_err(|e| format!("forced apply at the version read: {e}"))?;
+    let got = api
+        .get(&cm_ref())
+        .await
+        .map_err(|e| format!("get: {e}"))?
+        .ok_or("get after forced apply: None")?;
+    ensure!(
+        got["data"] == json!({"a": "2"}),
+        "data after forced apply: {got}"
+    );
+    let mut stale = cm(json!({"a": "3"}));
+    stale["metadata"]["resourceVersion"] = version;
+    match api.apply_forced(&stale).await {
+        Err(ClusterError::Conflict(_)) => {}
+        other => return Err(format!("forced apply at a stale version: {other:?}")),
+    }
+    let got = api
+        .get(&cm_ref())
+        .await
+        .map_err(|e| format!("get: {e}"))?
+        .ok_or("get after the refused apply: None")?;
+    ensure!(
+        got["data"] == json!({"a": "2"}),
+        "a refused apply changed the object: {got}"
+    );
+    Ok(())
+}
+
+async fn create_and_review(api: Arc<dyn ClusterApi>) -> Result<(), String> {
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "ferry-created", "namespace": NS}, "data": {"k": "v"}});
+    let made = api.create(&cm).await.map_err(|e| format!("create: {e}"))?;
+    ensure!(
+        made["metadata"]["name"] == "ferry-created" && made["data"]["k"] == "v",
+        "create answered {made}"
+    );
+    match api.create(&cm).await {
+        Err(ClusterError::Conflict(_)) => {}
+        other => return Err(format!("a second create: {other:?}")),
+    }
+    const USER: &str = "ferry-conformance-lease-user";
+    let review = |name: &str, verb: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+               "spec": {"user": USER, "resourceAttributes": {
+                   "namespace": NS, "verb": verb, "group": "coordination.k8s.io",
+                   "resource": "leases", "name": name}}})
+    };
+    let allowed = |api: Arc<dyn ClusterApi>, name: &'static str, verb: &'static str| async move {
+        let a = api
+            .create(&review(name, verb))
+            .await
+            .map_err(|e| format!("review {verb} {name}: {e}"))?;
+        a["status"]["allowed"]
+            .as_bool()
+            .ok_or(format!("review {verb} {name}: no status.allowed in {a}"))
+    };
+    ensure!(
+        !allowed(api.clone(), "migration", "update").await?,
+        "allowed before any grant"
+    );
+    api.apply(
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "ferry-lease", "namespace": NS},
+        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                   "resourceNames": ["migration"], "verbs": ["get", "update"]}]}),
+    )
+    .await
+    .map_err(|e| format!("apply Role: {e}"))?;
+    api.apply(
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "ferry-lease", "namespace": NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ferry-lease"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}]}),
+    )
+    .await
+    .map_err(|e| format!("apply RoleBinding: {e}"))?;
+    // the real authorizer reads the grant from a cache
+    let mut granted = false;
+    for _ in 0..50 {
+        if allowed(api.clone(), "migration", "update").await? {
+            granted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(granted, "update of the lease not allowed after the grant");
+    ensure!(
+        allowed(api.clone(), "migration", "get").await?,
+        "get of the lease not allowed after the grant"
+    );
+    ensure!(
+        !allowed(api.clone(), "other", "update").await?,
+        "a lease the Role does not name is allowed"
+    );
+    ensure!(
+        !allowed(api.clone(), "migration", "delete").await?,
+        "a verb the Role does not grant is allowed"
+    );
+    Ok(())
+}
+
 async fn merge_patch(api: Arc<dyn ClusterApi>) -> Result<(), String> {
     let node = ObjectRef {
         api_version: "v1".into(),
@@ -915,6 +1114,9 @@ pub async fn run_suite(setup: &dyn ClusterSetup) -> SuiteReport {
     case!("delete.missing-is-false", |api| delete(api));
     case!("apply.invalid", |api| apply_invalid(api));
     case!("merge-patch.labels-and-objects", |api| merge_patch(api));
+    case!("list.namespace-and-selector", |api| list(api));
+    case!("apply-forced.conditional", |api| apply_forced(api));
+    case!("create.conflict-and-review", |api| create_and_review(api));
     case!("snapshot.every-list-read", |api| snapshot(api, &seed));
     case!("controllers.unknown-kind", |api| controllers_unknown_kind(
         api
