@@ -1,0 +1,16 @@
+//! # ferry-flow-cloud-provider
+//!
+//! In-tree → out-of-tree cloud provider migration with leader migration, for Rancher RKE2 and
+//! RKE clusters on AWS: the cluster moves state by state, each state verified from the
+//! downstream cluster's API before the next, and every state can be left back to the one
+//! before it.
+//!
+//! - [`leader`]: the `LeaderMigrationConfiguration` each controller manager needs, by version.
+//! - [`chart`]: the AWS cloud-controller-manager as installed (HelmChart, values, RBAC).
+//! - [`rke2`]: the fields of Rancher's `Cluster` each state sets.
+
+pub mod chart;
+pub mod checks;
+pub mod facts;
+pub mod leader;
+pub mod rke2;
