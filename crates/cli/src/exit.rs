@@ -94,6 +94,15 @@ impl FlowError for ferry_flow_node_os::NodeOsError {
     }
 }
 
+impl FlowError for ferry_flow_cloud_provider::CloudProviderError {
+    fn is_input(&self) -> bool {
+        matches!(
+            self,
+            ferry_flow_cloud_provider::CloudProviderError::Refused(_)
+        )
+    }
+}
+
 impl FlowError for ferry_flow_k0s_upgrade::K0sUpgradeError {
     fn is_input(&self) -> bool {
         ferry_flow_k0s_upgrade::K0sUpgradeError::is_input(self)

@@ -59,6 +59,10 @@ pub enum Command {
     /// Nodes of a k0s cluster: replace every node's operating system without downtime.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
+    /// A Rancher RKE2 cluster on AWS: move it from the in-tree to the out-of-tree cloud provider
+    /// with leader migration.
+    #[command(subcommand, name = "cloud-provider")]
+    CloudProvider(cmd::cloud::CloudCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
     Upgrade(cmd::upgrade::UpgradeArgs),
     /// Continue an interrupted or crashed run from its journal.
@@ -126,6 +130,7 @@ where
         Command::Cluster(c) => cmd::cluster::run(&c, out),
         Command::K0s(c) => cmd::k0s::run(&c, rt, out),
         Command::Node(c) => cmd::node::run(&c, rt, out),
+        Command::CloudProvider(c) => cmd::cloud::run(&c, rt, out),
     };
     match result {
         Ok(code) => code,

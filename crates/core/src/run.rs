@@ -109,6 +109,13 @@ pub trait Flow: Send + Sync + fmt::Debug {
     /// The hosts a new run connects to.
     fn hosts(&self, inputs: &Self::Inputs) -> Vec<HostSpec>;
 
+    /// Whether a run needs hosts: a flow that works through Kubernetes APIs alone (the cloud
+    /// provider migration) runs without any. `true` (the default): an empty hosts list is
+    /// refused.
+    fn needs_hosts(&self) -> bool {
+        true
+    }
+
     /// A resumed or rolled-back run may find hosts away (down, or with a new host key) because
     /// a step of the flow reinstalls them; they are not refused at connect time, and their
     /// steps wait for them. `false` (the default): every host must answer.
@@ -351,7 +358,7 @@ pub async fn start<F: Flow>(
 ) -> Result<Finish<F::Report>, RunError<F::Error>> {
     let log = Logger::new(session.log.clone());
     let specs = flow.hosts(&inputs);
-    if specs.is_empty() {
+    if specs.is_empty() && flow.needs_hosts() {
         return Err(RunError::NoHosts);
     }
     let run_id = new_run_id();

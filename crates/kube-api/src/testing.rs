@@ -21,6 +21,7 @@
 //! Plain HTTP by default; TLS with a given rustls server configuration.
 
 pub mod kubean;
+pub mod rancher;
 pub mod real;
 
 use std::collections::BTreeMap;

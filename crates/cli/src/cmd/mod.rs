@@ -2,6 +2,7 @@
 //! code or a [`crate::CliError`].
 
 pub mod check;
+pub mod cloud;
 pub mod cluster;
 pub mod completions;
 pub mod hosts;

@@ -47,6 +47,7 @@ pub(crate) enum JournaledRun {
     Mke(MkeRun),
     K0s(K0sRun),
     NodeOs(super::node::NodeOsRun),
+    Cloud(super::cloud::CloudRun),
 }
 
 /// Prints what a resumed run of any flow came to; its exit code.
@@ -60,6 +61,7 @@ pub(crate) fn finish_any(
         Some(JournaledRun::Mke(r)) => finish(r, config_out, format, out),
         Some(JournaledRun::K0s(r)) => Ok(super::k0s::finish(r, None, format, out)),
         Some(JournaledRun::NodeOs(r)) => Ok(super::node::finish(r, None, format, out)),
+        Some(JournaledRun::Cloud(r)) => Ok(super::cloud::finish(r, format, out)),
         None => Ok(exit::code(Ending::Failed)),
     }
 }
@@ -100,6 +102,10 @@ pub(crate) fn journaled(
     if replay.flow == ferry_flow_node_os::FLOW {
         return super::node::journaled(rt, args, &replay, state, out, mode)
             .map(|r| r.map(JournaledRun::NodeOs));
+    }
+    if replay.flow == ferry_flow_cloud_provider::FLOW {
+        return super::cloud::journaled(rt, args, &replay, state, out, mode)
+            .map(|r| r.map(JournaledRun::Cloud));
     }
     if replay.flow == ferry_flow_k0s_upgrade::FLOW {
         return super::k0s::journaled(rt, args, &replay, state, out, mode)

@@ -29,6 +29,7 @@ pub fn run_rollback_with(
         Some(JournaledRun::Mke(r)) => outcome(r, out),
         Some(JournaledRun::K0s(r)) => outcome(r, out),
         Some(JournaledRun::NodeOs(r)) => outcome(r, out),
+        Some(JournaledRun::Cloud(r)) => outcome(r, out),
     })
 }
 

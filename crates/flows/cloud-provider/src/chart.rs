@@ -28,7 +28,8 @@ pub const OWN_LEASE: &str = "cloud-controller-manager";
 pub const MIGRATION_ARG: &str = "--enable-leader-migration=true";
 
 /// What varies between installs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Ccm {
     /// The control-plane node label: `node-role.kubernetes.io/control-plane` (RKE2) or
     /// `node-role.kubernetes.io/controlplane` (RKE).

@@ -8,9 +8,19 @@
 //! - [`leader`]: the `LeaderMigrationConfiguration` each controller manager needs, by version.
 //! - [`chart`]: the AWS cloud-controller-manager as installed (HelmChart, values, RBAC).
 //! - [`rke2`]: the fields of Rancher's `Cluster` each state sets.
+//! - [`facts`], [`checks`]: what the downstream cluster shows, and what each state needs.
+//! - [`flow`], [`steps`]: the plan of states and the steps that move between them.
 
 pub mod chart;
 pub mod checks;
 pub mod facts;
+pub mod flow;
 pub mod leader;
 pub mod rke2;
+pub mod steps;
+
+pub use facts::Distro;
+pub use flow::{
+    CloudProviderError, CloudProviderFlow, ClusterRef, FLOW, Inputs, Journaled, MigrationReport,
+    StatePlan,
+};

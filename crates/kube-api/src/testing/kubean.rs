@@ -100,7 +100,7 @@ impl KubeanDouble {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

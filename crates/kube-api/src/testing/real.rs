@@ -16,13 +16,15 @@ use crate::{KubeCluster, KubeOptions};
 pub const KUBECONFIG_ENV: &str = "FERRY_K8S_KUBECONFIG";
 /// The kubeconfig of `ferry-nobody`, a token user with no rights at all.
 pub const USER_KUBECONFIG_ENV: &str = "FERRY_K8S_USER_KUBECONFIG";
+/// The admin kubeconfig of the second control plane (`FERRY_K8S_INSTANCE=downstream`): a
+/// downstream cluster beside the management cluster of [`KUBECONFIG_ENV`].
+pub const DOWNSTREAM_KUBECONFIG_ENV: &str = "FERRY_K8S_DOWNSTREAM_KUBECONFIG";
 /// The annotation kwok is told to manage nodes by (`kwok.x-k8s.io/node: fake`).
 pub const KWOK_ANNOTATION: (&str, &str) = ("kwok.x-k8s.io/node", "fake");
 /// The user of [`USER_KUBECONFIG_ENV`].
 pub const NOBODY: &str = "ferry-nobody";
 
-const HOW: &str =
-    "scripts/test starts it; by hand: `testenv/k8s/ctl up && eval \"$(testenv/k8s/ctl env)\"`";
+const HOW: &str = "scripts/test starts it; by hand: `testenv/k8s/ctl up && eval \"$(testenv/k8s/ctl env)\"` (the second, downstream one: `FERRY_K8S_INSTANCE=downstream testenv/k8s/ctl up` and its env)";
 
 /// Where the running control plane is.
 #[derive(Debug, Clone)]
@@ -44,6 +46,23 @@ fn file_from_env(var: &str, what: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The second control plane's admin kubeconfig; panics, naming it and how to start it, when the
+/// environment does not name one or it is gone.
+pub fn downstream_from_env(what: &str) -> PathBuf {
+    file_from_env(DOWNSTREAM_KUBECONFIG_ENV, what)
+}
+
+/// A plain kube-rs client for `kubeconfig`, for a test's own set-up and checks.
+pub async fn client_of(kubeconfig: &Path) -> kube::Client {
+    let k = kube::config::Kubeconfig::read_from(kubeconfig)
+        .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+    let config =
+        kube::Config::from_custom_kubeconfig(k, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
+    kube::Client::try_from(config).unwrap_or_else(|e| panic!("kube client: {e}"))
 }
 
 impl RealServer {

@@ -1,0 +1,1033 @@
+//! The steps: each moves the cluster from one state to the next, then waits until the
+//! downstream cluster shows the state (each wait has a deadline and, when it runs out, says what
+//! it still waited for); each undo moves it back and waits for the state before.
+//!
+//! The `Cluster`'s fields of every state are computed from the start's ([`crate::rke2`]), kept in
+//! the state directory (they may hold secrets, so never in the journal); a step sets them only
+//! when the object still holds the fields of one of ferry's states, so an edit made by someone
+//! else in the meantime stops the run instead of being overwritten.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_core::ClusterApi;
+use ferry_core::cluster::{ClusterError, ObjectRef};
+use ferry_core::engine::{Reversibility, Step, StepError, StepKey, from_data, to_data};
+use ferry_core::run::RunContext;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::chart::{self, Ccm};
+use crate::checks::{self, Start};
+use crate::facts::{self, Facts, LeaseFact, UNINITIALIZED};
+use crate::flow::Journaled;
+use crate::leader;
+use crate::rke2::{self, Fields, Marks};
+
+/// The state directory file with the `Cluster`'s fields at the start.
+pub const START_FIELDS: &str = "cloud-provider-cluster-start.json";
+/// The Role and RoleBinding that let both controller managers use the migration Lease.
+pub const LEASE_ROLE: &str = "ferry:leader-migration";
+/// The kube-controller-manager's identity.
+pub const KCM_USER: &str = "system:kube-controller-manager";
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// S0: keep the start's fields, after checking the object still holds them.
+    Record,
+    /// S1: both managers may get and update the migration Lease (RBAC added if not).
+    LeaseAccess,
+    /// S1: the control-plane kube-controller-managers run with leader migration.
+    LeaderMigration,
+    /// S2: the control-plane nodes cordoned.
+    Cordon,
+    /// S3: the cloud-controller-manager installed with leader migration.
+    CcmInstall,
+    /// S4: the external provider.
+    Switch,
+    /// S5: the cloud-controller-manager without leader migration.
+    CcmMigrationOff,
+    /// S6: the cordon states of the start.
+    Uncordon,
+    /// S6: every node as at the start.
+    Verify,
+    /// The new Kubernetes version.
+    Upgrade,
+}
+
+impl Kind {
+    pub fn id(self) -> &'static str {
+        match self {
+            Kind::Record => "cloud.record",
+            Kind::LeaseAccess => "cloud.lease-access",
+            Kind::LeaderMigration => "cloud.kcm-leader-migration",
+            Kind::Cordon => "cloud.cordon-control-plane",
+            Kind::CcmInstall => "cloud.ccm-install",
+            Kind::Switch => "cloud.external-provider",
+            Kind::CcmMigrationOff => "cloud.ccm-leader-migration-off",
+            Kind::Uncordon => "cloud.restore-cordon",
+            Kind::Verify => "cloud.verify",
+            Kind::Upgrade => "cloud.kubernetes-version",
+        }
+    }
+
+    pub fn of(id: &str) -> Option<Kind> {
+        [
+            Kind::Record,
+            Kind::LeaseAccess,
+            Kind::LeaderMigration,
+            Kind::Cordon,
+            Kind::CcmInstall,
+            Kind::Switch,
+            Kind::CcmMigrationOff,
+            Kind::Uncordon,
+            Kind::Verify,
+            Kind::Upgrade,
+        ]
+        .into_iter()
+        .find(|k| k.id() == id)
+    }
+
+    /// The state this step reaches.
+    pub fn state(self) -> &'static str {
+        match self {
+            Kind::Record => "S0",
+            Kind::LeaseAccess | Kind::LeaderMigration => "S1",
+            Kind::Cordon => "S2",
+            Kind::CcmInstall => "S3",
+            Kind::Switch => "S4",
+            Kind::CcmMigrationOff => "S5",
+            Kind::Uncordon | Kind::Verify => "S6",
+            Kind::Upgrade => "upgrade",
+        }
+    }
+
+    pub fn reversibility(self, version: &str) -> Reversibility {
+        match self {
+            Kind::Record | Kind::Verify => Reversibility::NoOp,
+            Kind::Upgrade => Reversibility::Irreversible {
+                why: format!(
+                    "Rancher does not take a cluster back to an older Kubernetes version; the cluster stays on {version} with the external provider"
+                ),
+            },
+            _ => Reversibility::Reversible,
+        }
+    }
+
+    /// The marks of the `Cluster`'s fields once this step applied (for steps that set them).
+    pub fn marks(self, j: &Journaled) -> Option<Marks> {
+        let ccm_off = !j.keep_leader_migration;
+        Some(match self {
+            Kind::LeaderMigration => Marks {
+                kcm_flag: true,
+                ..Default::default()
+            },
+            Kind::CcmInstall => Marks {
+                kcm_flag: true,
+                ccm: Some(true),
+                ..Default::default()
+            },
+            Kind::Switch => Marks {
+                ccm: Some(true),
+                external: true,
+                ..Default::default()
+            },
+            Kind::CcmMigrationOff => Marks {
+                ccm: Some(!ccm_off),
+                external: true,
+                ..Default::default()
+            },
+            Kind::Upgrade => Marks {
+                ccm: Some(j.keep_leader_migration),
+                external: true,
+                version: j.kubernetes_version.clone(),
+                ..Default::default()
+            },
+            _ => return None,
+        })
+    }
+
+    /// The marks before this step (what its undo sets back).
+    pub fn marks_before(self, j: &Journaled) -> Option<Marks> {
+        Some(match self {
+            Kind::LeaderMigration => Marks::default(),
+            Kind::CcmInstall => Kind::LeaderMigration.marks(j)?,
+            Kind::Switch => Kind::CcmInstall.marks(j)?,
+            Kind::CcmMigrationOff => Kind::Switch.marks(j)?,
+            Kind::Upgrade => {
+                if j.keep_leader_migration {
+                    Kind::Switch.marks(j)?
+                } else {
+                    Kind::CcmMigrationOff.marks(j)?
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Every state's marks, to recognise ferry's own edits.
+fn every_marks(j: &Journaled) -> Vec<Marks> {
+    let mut v = vec![Marks::default()];
+    for k in [
+        Kind::LeaderMigration,
+        Kind::CcmInstall,
+        Kind::Switch,
+        Kind::CcmMigrationOff,
+        Kind::Upgrade,
+    ] {
+        if let Some(m) = k.marks(j) {
+            v.push(m);
+        }
+    }
+    v
+}
+
+/// One step of the migration.
+#[derive(Debug)]
+pub struct StateStep {
+    pub key: StepKey,
+    pub kind: Kind,
+    pub j: Journaled,
+    pub cx: RunContext,
+    pub management: Option<Arc<dyn ClusterApi>>,
+    /// The `Cluster`'s generation this step set: its waits also wait for Rancher to have rolled
+    /// it out (`status.observedGeneration` and `ready`), so that a state is not taken as
+    /// reached while Rancher still works through the machines.
+    pub rollout: std::sync::Mutex<Option<i64>>,
+}
+
+/// What [`Kind::LeaseAccess`] added.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Access {
+    created: bool,
+}
+
+fn role_ref(kind: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: kind.into(),
+        namespace: Some(leader::NAMESPACE.into()),
+        name: LEASE_ROLE.into(),
+    }
+}
+
+fn lease_ref(name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "coordination.k8s.io/v1".into(),
+        kind: "Lease".into(),
+        namespace: Some(leader::NAMESPACE.into()),
+        name: name.into(),
+    }
+}
+
+/// The identities that take the migration Lease: (user, groups).
+pub fn identities() -> [(String, Vec<String>); 2] {
+    [
+        (
+            KCM_USER.to_string(),
+            vec!["system:authenticated".to_string()],
+        ),
+        (
+            format!(
+                "system:serviceaccount:{}:{}",
+                leader::NAMESPACE,
+                chart::SERVICE_ACCOUNT
+            ),
+            vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{}", leader::NAMESPACE),
+                "system:authenticated".to_string(),
+            ],
+        ),
+    ]
+}
+
+/// Whether `user` may `verb` the migration Lease, by the API server's own authorizer.
+pub async fn may(
+    api: &dyn ClusterApi,
+    user: &str,
+    groups: &[String],
+    verb: &str,
+) -> Result<bool, ClusterError> {
+    let answer = api
+        .create(&json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "namespace": leader::NAMESPACE,
+                    "verb": verb,
+                    "group": "coordination.k8s.io",
+                    "resource": "leases",
+                    "name": leader::LEASE,
+                },
+            },
+        }))
+        .await?;
+    Ok(answer["status"]["allowed"].as_bool().unwrap_or(false))
+}
+
+/// Who may not get or update the migration Lease: `user verb` each.
+pub async fn lease_access_missing(api: &dyn ClusterApi) -> Result<Vec<String>, ClusterError> {
+    let mut missing = Vec::new();
+    for (user, groups) in identities() {
+        for verb in ["get", "update"] {
+            if !may(api, &user, &groups, verb).await? {
+                missing.push(format!(
+                    "{user} may not {verb} Lease {}/{}",
+                    leader::NAMESPACE,
+                    leader::LEASE
+                ));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+impl StateStep {
+    fn log(&self, message: impl Into<String>) {
+        self.cx.log.info(message.into());
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_millis(self.j.poll_ms.max(100))
+    }
+
+    fn management(&self) -> Result<&Arc<dyn ClusterApi>, StepError> {
+        self.management
+            .as_ref()
+            .ok_or_else(|| StepError::new("an RKE2 cluster needs the management cluster's API"))
+    }
+
+    fn ccm(&self) -> Ccm {
+        self.j.ccm.clone()
+    }
+
+    async fn facts(&self) -> Result<Facts, StepError> {
+        facts::gather(self.cx.cluster.as_ref(), self.j.distro)
+            .await
+            .map_err(|e| StepError::from(e).context("read the downstream cluster"))
+    }
+
+    /// Waits until `missing` finds nothing, polling; transient API errors are waited out too.
+    /// On the deadline, the error names the state and every condition still missing.
+    async fn wait<F, Fut>(&self, state: &str, mut missing: F) -> Result<Facts, StepError>
+    where
+        F: FnMut(Facts) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<(Facts, Vec<String>), StepError>> + Send,
+    {
+        let deadline = Instant::now() + Duration::from_secs(self.j.state_timeout_secs);
+        let mut last: Vec<String> = Vec::new();
+        let mut said = false;
+        loop {
+            match self.facts().await {
+                Ok(f) => {
+                    let (f, mut m) = missing(f).await?;
+                    m.extend(self.rolled_out().await?);
+                    if m.is_empty() {
+                        return Ok(f);
+                    }
+                    if !said || m != last {
+                        self.log(format!("{state}: waiting for {}", m.join("; ")));
+                        said = true;
+                    }
+                    last = m;
+                }
+                Err(e) if e.transient => last = vec![format!("the downstream API ({})", e.chain())],
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::new(format!(
+                    "{state} not reached within {}: still waiting for {}",
+                    humanize(self.j.state_timeout_secs),
+                    last.join("; ")
+                )));
+            }
+            tokio::time::sleep(self.poll()).await;
+        }
+    }
+
+    /// What Rancher has still to do for the generation this step set: nothing when it set none.
+    async fn rolled_out(&self) -> Result<Vec<String>, StepError> {
+        let Some(generation) = *self.rollout.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return Ok(Vec::new());
+        };
+        let r = self.cluster_ref()?;
+        let c = match self.management()?.get(&r).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Err(StepError::new(format!(
+                    "{r} is gone from the management cluster"
+                )));
+            }
+            Err(e) if e.is_transient() => return Ok(vec![format!("the management cluster ({e})")]),
+            Err(e) => return Err(StepError::from(e).context(format!("read {r}"))),
+        };
+        let observed = c["status"]["observedGeneration"].as_i64().unwrap_or(0);
+        let ready = c["status"]["ready"].as_bool().unwrap_or(false);
+        if observed >= generation && ready {
+            return Ok(Vec::new());
+        }
+        let why = c["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .and_then(|c| c["message"].as_str())
+            .filter(|m| !m.is_empty())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        Ok(vec![format!(
+            "Rancher to roll out generation {generation} of {r} (observed {observed}, ready {ready}{why})"
+        )])
+    }
+
+    fn start(&self) -> &Start {
+        &self.j.start
+    }
+
+    fn cluster_ref(&self) -> Result<ObjectRef, StepError> {
+        let c = self
+            .j
+            .cluster
+            .as_ref()
+            .ok_or_else(|| StepError::new("no Rancher cluster in the journal"))?;
+        Ok(ObjectRef {
+            api_version: "provisioning.cattle.io/v1".into(),
+            kind: "Cluster".into(),
+            namespace: Some(c.namespace.clone()),
+            name: c.name.clone(),
+        })
+    }
+
+    fn start_fields(&self) -> Result<Fields, StepError> {
+        let bytes = self.cx.state.read(START_FIELDS)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StepError::caused(format!("{START_FIELDS} is not valid"), e, false))
+    }
+
+    async fn read_fields(&self) -> Result<(Fields, String), StepError> {
+        let r = self.cluster_ref()?;
+        let c = self
+            .management()?
+            .get(&r)
+            .await
+            .map_err(|e| StepError::from(e).context(format!("read {r}")))?
+            .ok_or_else(|| StepError::new(format!("{r} is gone from the management cluster")))?;
+        let rv = c["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        Ok((Fields::read(&c), rv))
+    }
+
+    /// Notes the `Cluster`'s generation now, for [`Self::rolled_out`].
+    async fn await_generation(&self) -> Result<(), StepError> {
+        let r = self.cluster_ref()?;
+        let c = self
+            .management()?
+            .get(&r)
+            .await
+            .map_err(|e| StepError::from(e).context(format!("read {r}")))?
+            .ok_or_else(|| StepError::new(format!("{r} is gone from the management cluster")))?;
+        *self.rollout.lock().unwrap_or_else(|e| e.into_inner()) =
+            c["metadata"]["generation"].as_i64();
+        Ok(())
+    }
+
+    /// Keeps the start's fields, once: the object must still hold what the plan read.
+    async fn record(&self) -> Result<(), StepError> {
+        if self.j.cluster.is_none() {
+            return Ok(());
+        }
+        if let Ok(bytes) = self.cx.state.read(START_FIELDS) {
+            if serde_json::from_slice::<Fields>(&bytes)
+                .is_ok_and(|f| digest(&f) == self.j.fields_digest)
+            {
+                return Ok(());
+            }
+        }
+        let (now, _) = self.read_fields().await?;
+        if digest(&now) != self.j.fields_digest {
+            return Err(StepError::new(format!(
+                "{} changed since the plan was made: plan again",
+                self.cluster_ref()?
+            )));
+        }
+        let bytes = serde_json::to_vec_pretty(&now)
+            .map_err(|e| StepError::caused("encode the start's fields", e, false))?;
+        self.cx.state.write(START_FIELDS, &bytes)?;
+        self.log(format!(
+            "S0: {} recorded ({} nodes, {} control-plane, provider IDs and cordon states kept)",
+            self.cluster_ref()?,
+            self.start().nodes.len(),
+            self.start().control_plane().len()
+        ));
+        Ok(())
+    }
+
+    /// Sets the `Cluster`'s fields to those of `marks`, if it holds one of ferry's states.
+    async fn set_fields(&self, marks: &Marks, expected: &Marks) -> Result<(), StepError> {
+        let start = self.start_fields()?;
+        let ccm = self.ccm();
+        let desired =
+            |m: &Marks| rke2::desired(&start, m, &ccm).map_err(|e| StepError::new(e.to_string()));
+        let target = desired(marks)?;
+        let known: Vec<Fields> = every_marks(&self.j)
+            .iter()
+            .map(desired)
+            .collect::<Result<_, _>>()?;
+        let r = self.cluster_ref()?;
+        for _ in 0..5 {
+            let (now, rv) = self.read_fields().await?;
+            if now == target {
+                self.await_generation().await?;
+                return Ok(());
+            }
+            if !known.contains(&now) {
+                let differ = now.differences(&desired(expected)?);
+                return Err(StepError::new(format!(
+                    "{r} was changed outside ferry ({}): ferry leaves it alone; put those fields back, then `ferry resume` or `ferry rollback`",
+                    differ.join(", ")
+                )));
+            }
+            let changed = now.differences(&target);
+            match self
+                .management()?
+                .apply_forced(&target.apply_object(
+                    &r.name,
+                    r.namespace.as_deref().unwrap_or(""),
+                    &rv,
+                ))
+                .await
+            {
+                Ok(()) => {
+                    self.log(format!("{r}: set {}", changed.join(", ")));
+                    self.await_generation().await?;
+                    return Ok(());
+                }
+                // changed between the read and the write (Rancher writes its status): read again
+                Err(ClusterError::Conflict(_)) => continue,
+                Err(e) => return Err(StepError::from(e).context(format!("apply {r}"))),
+            }
+        }
+        Err(StepError::transient(format!(
+            "{r} kept changing while ferry set its fields"
+        )))
+    }
+
+    /// Leader migration on: both managers may use the Lease.
+    async fn lease_access(&self) -> Result<Value, StepError> {
+        let api = self.cx.cluster.as_ref();
+        let missing = lease_access_missing(api).await?;
+        if missing.is_empty() {
+            self.log(format!(
+                "S1: both controller managers may get and update Lease {}/{} already",
+                leader::NAMESPACE,
+                leader::LEASE
+            ));
+            return to_data(&Access { created: false });
+        }
+        self.log(format!(
+            "S1: {}; adding Role and RoleBinding {LEASE_ROLE}",
+            missing.join("; ")
+        ));
+        let (kcm, _) = identities()[0].clone();
+        let labels = json!({"app.kubernetes.io/managed-by": "ferry"});
+        api.apply(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": LEASE_ROLE, "namespace": leader::NAMESPACE, "labels": labels},
+            "rules": [
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [leader::LEASE], "verbs": ["get", "update", "patch"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "list", "watch"]},
+            ],
+        }))
+        .await?;
+        api.apply(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": LEASE_ROLE, "namespace": leader::NAMESPACE, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEASE_ROLE},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": kcm},
+                {"kind": "ServiceAccount", "name": chart::SERVICE_ACCOUNT, "namespace": leader::NAMESPACE},
+            ],
+        }))
+        .await?;
+        // the authorizer reads the new grant from its cache
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = lease_access_missing(api).await?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::new(format!(
+                    "S1: after adding {LEASE_ROLE}: {}",
+                    left.join("; ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.log(format!(
+            "S1: both controller managers may get and update Lease {}/{}",
+            leader::NAMESPACE,
+            leader::LEASE
+        ));
+        to_data(&Access { created: true })
+    }
+
+    async fn lease_access_undo(&self, data: &Value, partial: bool) -> Result<(), StepError> {
+        let created = from_data::<Access>(data)
+            .map(|a| a.created)
+            .unwrap_or(false);
+        if !created && !partial {
+            return Ok(());
+        }
+        let api = self.cx.cluster.as_ref();
+        for kind in ["RoleBinding", "Role"] {
+            let r = role_ref(kind);
+            // only what ferry made: a partial apply may have stopped before
+            let ours = api.get(&r).await?.is_some_and(|o| {
+                o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ferry"
+            });
+            if ours && api.delete(&r).await? {
+                self.log(format!("S0: {r} removed"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn leader_migration(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
+            &Marks::default(),
+        )
+        .await?;
+        let start = self.start().clone();
+        let f = self
+            .wait("S1", |f| {
+                let start = start.clone();
+                async move {
+                    let mut m = checks::managers(&f, &start, "aws", true);
+                    m.extend(checks::migration_lease_held(&f, &start));
+                    Ok((f, m))
+                }
+            })
+            .await?;
+        self.log(format!(
+            "S1 reached: every control-plane kube-controller-manager runs with leader migration; Lease {}/{} held by {}",
+            leader::NAMESPACE,
+            leader::LEASE,
+            f.migration_lease.map(|l| l.holder).unwrap_or_default()
+        ));
+        Ok(())
+    }
+
+    async fn leader_migration_undo(&self) -> Result<(), StepError> {
+        self.set_fields(
+            &Marks::default(),
+            &Kind::LeaderMigration.marks(&self.j).unwrap_or_default(),
+        )
+        .await?;
+        let start = self.start().clone();
+        self.wait("S0", |f| {
+            let start = start.clone();
+            async move {
+                let m = checks::managers_as_at_start(&f, &start);
+                Ok((f, m))
+            }
+        })
+        .await?;
+        // nobody renews it now; it was not there at the start
+        if self.cx.cluster.delete(&lease_ref(leader::LEASE)).await? {
+            self.log(format!(
+                "S0: Lease {}/{} removed",
+                leader::NAMESPACE,
+                leader::LEASE
+            ));
+        }
+        self.log("S0 reached: every control-plane kube-controller-manager runs as at the start");
+        Ok(())
+    }
+
+    async fn cordon(&self, on: bool) -> Result<(), StepError> {
+        let start = self.start().clone();
+        for n in &start.nodes {
+            if !n.control_plane {
+                continue;
+            }
+            if on {
+                self.cx.cluster.cordon(&n.name).await?;
+            } else if !n.unschedulable {
+                self.cx.cluster.uncordon(&n.name).await?;
+            }
+        }
+        let state = if on { "S2" } else { "S6" };
+        self.wait(state, |f| {
+            let start = start.clone();
+            async move {
+                let m = if on {
+                    checks::cordoned(&f, &start)
+                } else {
+                    checks::cordon_as_at_start(&f, &start)
+                };
+                Ok((f, m))
+            }
+        })
+        .await?;
+        self.log(if on {
+            format!(
+                "S2 reached: control-plane nodes cordoned ({})",
+                start.control_plane().join(", ")
+            )
+        } else {
+            "S6: every node's cordon state is as at the start".to_string()
+        });
+        Ok(())
+    }
+
+    async fn cordon_undo(&self) -> Result<(), StepError> {
+        let start = self.start().clone();
+        for n in start
+            .nodes
+            .iter()
+            .filter(|n| n.control_plane && !n.unschedulable)
+        {
+            self.cx.cluster.uncordon(&n.name).await?;
+        }
+        self.wait("S1", |f| {
+            let start = start.clone();
+            async move {
+                let m = checks::cordon_as_at_start(&f, &start);
+                Ok((f, m))
+            }
+        })
+        .await?;
+        self.log("S1: control-plane cordon states as at the start");
+        Ok(())
+    }
+
+    async fn ccm_running(&self, state: &str, migration: bool) -> Result<(), StepError> {
+        let start = self.start().clone();
+        self.wait(state, |f| {
+            let start = start.clone();
+            async move {
+                let m = checks::ccm_running(&f, &start, migration);
+                Ok((f, m))
+            }
+        })
+        .await?;
+        self.log(format!(
+            "{state} reached: DaemonSet {}/{} rolled out {} leader migration, Lease {}/{} held",
+            leader::NAMESPACE,
+            chart::NAME,
+            if migration { "with" } else { "without" },
+            leader::NAMESPACE,
+            chart::OWN_LEASE
+        ));
+        Ok(())
+    }
+
+    async fn ccm_install(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::CcmInstall.marks(j).unwrap_or_default(),
+            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        self.ccm_running("S3", true).await
+    }
+
+    async fn ccm_install_undo(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
+            &Kind::CcmInstall.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        self.wait("S2", |f| async move {
+            let m = checks::ccm_gone(&f);
+            Ok((f, m))
+        })
+        .await?;
+        if self.cx.cluster.delete(&lease_ref(chart::OWN_LEASE)).await? {
+            self.log(format!(
+                "S2: Lease {}/{} removed",
+                leader::NAMESPACE,
+                chart::OWN_LEASE
+            ));
+        }
+        self.log("S2: the cloud-controller-manager is gone");
+        Ok(())
+    }
+
+    async fn switch(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::Switch.marks(j).unwrap_or_default(),
+            &Kind::CcmInstall.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        let start = self.start().clone();
+        // once every kube-controller-manager is external, only a cloud-controller-manager
+        // renews the migration Lease: it must be renewed after that moment
+        let mut switched: Option<Option<LeaseFact>> = None;
+        let f = self
+            .wait("S4", |f| {
+                let start = start.clone();
+                let seen = switched.clone();
+                let mut mark = |v: Option<LeaseFact>| switched = Some(v);
+                let mut m = checks::managers(&f, &start, "external", false);
+                if m.is_empty() {
+                    match &seen {
+                        None => {
+                            mark(f.migration_lease.clone());
+                            m.push(format!("Lease {}/{} to be renewed by the cloud-controller-manager", leader::NAMESPACE, leader::LEASE));
+                        }
+                        Some(before) => {
+                            if !checks::renewed_since(before.as_ref(), f.migration_lease.as_ref()) {
+                                m.push(format!(
+                                    "Lease {}/{} to be renewed by the cloud-controller-manager (no kube-controller-manager takes it now)",
+                                    leader::NAMESPACE,
+                                    leader::LEASE
+                                ));
+                            }
+                        }
+                    }
+                }
+                m.extend(checks::initialised(&f));
+                m.extend(checks::load_balancers_kept(&f, &start));
+                async move { Ok((f, m)) }
+            })
+            .await?;
+        self.log(format!(
+            "S4 reached: every kube-controller-manager runs --cloud-provider=external; Lease {}/{} held by the cloud-controller-manager ({}); no node left uninitialised; {} LoadBalancer Service(s) kept their addresses",
+            leader::NAMESPACE,
+            leader::LEASE,
+            f.migration_lease.map(|l| l.holder).unwrap_or_default(),
+            start.load_balancers.len()
+        ));
+        Ok(())
+    }
+
+    async fn switch_undo(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::CcmInstall.marks(j).unwrap_or_default(),
+            &Kind::Switch.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        let start = self.start().clone();
+        self.wait("S3", |f| {
+            let start = start.clone();
+            async move {
+                let m = checks::managers(&f, &start, "aws", true);
+                Ok((f, m))
+            }
+        })
+        .await?;
+        self.repair_nodes().await?;
+        self.log("S3: every control-plane kube-controller-manager runs the in-tree provider with leader migration again");
+        Ok(())
+    }
+
+    /// Nodes that registered again under the external provider: their provider ID back (a
+    /// Node's provider ID may go from empty to a value) and the `uninitialized` taint gone, as
+    /// at the start; the in-tree provider does neither for a Node that exists.
+    async fn repair_nodes(&self) -> Result<(), StepError> {
+        let f = self.facts().await?;
+        for n in &self.start().nodes {
+            let Some(now) = f.node(&n.name) else { continue };
+            let lost_id = now.provider_id.is_empty() && !n.provider_id.is_empty();
+            let tainted = now.taints.iter().any(|t| t.starts_with(UNINITIALIZED))
+                && !n.taints.iter().any(|t| t.starts_with(UNINITIALIZED));
+            if !lost_id && !tainted {
+                continue;
+            }
+            let node = ObjectRef {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                namespace: None,
+                name: n.name.clone(),
+            };
+            let current = self.cx.cluster.get(&node).await?.unwrap_or(Value::Null);
+            let mut spec = json!({});
+            if lost_id {
+                spec["providerID"] = n.provider_id.clone().into();
+            }
+            if tainted {
+                let left: Vec<Value> = current["spec"]["taints"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|t| t["key"] != UNINITIALIZED)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                spec["taints"] = Value::Array(left);
+            }
+            self.cx
+                .cluster
+                .merge_patch(&node, &json!({ "spec": spec }))
+                .await?;
+            self.log(format!(
+                "node {}: {}",
+                n.name,
+                match (lost_id, tainted) {
+                    (true, true) => format!(
+                        "provider ID {} set back and the {UNINITIALIZED} taint removed",
+                        n.provider_id
+                    ),
+                    (true, false) => format!("provider ID {} set back", n.provider_id),
+                    _ => format!("the {UNINITIALIZED} taint removed"),
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    async fn ccm_migration_off(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::CcmMigrationOff.marks(j).unwrap_or_default(),
+            &Kind::Switch.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        self.ccm_running("S5", false).await
+    }
+
+    async fn ccm_migration_off_undo(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        self.set_fields(
+            &Kind::Switch.marks(j).unwrap_or_default(),
+            &Kind::CcmMigrationOff.marks(j).unwrap_or_default(),
+        )
+        .await?;
+        self.ccm_running("S4", true).await
+    }
+
+    async fn verify(&self) -> Result<(), StepError> {
+        let start = self.start().clone();
+        let f = self
+            .wait("S6", |f| {
+                let start = start.clone();
+                async move {
+                    let m = checks::end(&f, &start);
+                    Ok((f, m))
+                }
+            })
+            .await?;
+        self.log(format!(
+            "S6 reached: {} nodes under their names with the provider IDs of the start, none twice, cordon states as at the start",
+            f.nodes.len()
+        ));
+        Ok(())
+    }
+
+    async fn upgrade(&self) -> Result<(), StepError> {
+        let j = &self.j;
+        let before = Kind::Upgrade.marks_before(j).unwrap_or_default();
+        self.set_fields(&Kind::Upgrade.marks(j).unwrap_or_default(), &before)
+            .await?;
+        let want = j.kubernetes_version.clone().unwrap_or_default();
+        let start = self.start().clone();
+        self.wait("upgrade", |f| {
+            let start = start.clone();
+            let want = want.clone();
+            async move {
+                let mut m: Vec<String> = f
+                    .nodes
+                    .iter()
+                    .filter(|n| n.kubelet_version != want)
+                    .map(|n| {
+                        format!(
+                            "node {} to run {want}: it runs {}",
+                            n.name, n.kubelet_version
+                        )
+                    })
+                    .collect();
+                m.extend(checks::managers(&f, &start, "external", false));
+                Ok((f, m))
+            }
+        })
+        .await?;
+        self.log(format!("every node runs {want}"));
+        Ok(())
+    }
+}
+
+fn humanize(secs: u64) -> String {
+    if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// The digest of the start's fields (SHA-256 of their JSON), kept in the journal instead of
+/// the fields themselves.
+pub fn digest(f: &Fields) -> String {
+    use sha2::Digest as _;
+    let text = serde_json::to_string(f).unwrap_or_default();
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Step for StateStep {
+    fn key(&self) -> &StepKey {
+        &self.key
+    }
+
+    fn reversibility(&self) -> Reversibility {
+        self.kind
+            .reversibility(self.j.kubernetes_version.as_deref().unwrap_or(""))
+    }
+
+    fn resumes_by_reapplying(&self) -> bool {
+        // every apply checks what is there first and waits for its state
+        true
+    }
+
+    async fn apply(&self, _prepared: &Value) -> Result<Value, StepError> {
+        match self.kind {
+            Kind::Record => self.record().await?,
+            Kind::LeaseAccess => return self.lease_access().await,
+            Kind::LeaderMigration => self.leader_migration().await?,
+            Kind::Cordon => self.cordon(true).await?,
+            Kind::CcmInstall => self.ccm_install().await?,
+            Kind::Switch => self.switch().await?,
+            Kind::CcmMigrationOff => self.ccm_migration_off().await?,
+            Kind::Uncordon => self.cordon(false).await?,
+            Kind::Verify => self.verify().await?,
+            Kind::Upgrade => self.upgrade().await?,
+        }
+        Ok(Value::Null)
+    }
+
+    async fn undo(&self, data: &Value, partial: bool) -> Result<(), StepError> {
+        match self.kind {
+            Kind::Record | Kind::Verify => Ok(()),
+            Kind::LeaseAccess => self.lease_access_undo(data, partial).await,
+            Kind::LeaderMigration => self.leader_migration_undo().await,
+            Kind::Cordon => self.cordon_undo().await,
+            Kind::CcmInstall => self.ccm_install_undo().await,
+            Kind::Switch => self.switch_undo().await,
+            Kind::CcmMigrationOff => self.ccm_migration_off_undo().await,
+            // back to S5: the control plane cordoned again
+            Kind::Uncordon => self.cordon(true).await,
+            Kind::Upgrade => Err(StepError::new(format!(
+                "the Kubernetes version is not taken back: {}",
+                self.kind
+                    .reversibility(self.j.kubernetes_version.as_deref().unwrap_or(""))
+            ))),
+        }
+    }
+}
