@@ -202,3 +202,63 @@ fn a_rollout_that_never_finishes_stops_the_run_at_s3() {
         "DaemonSet kube-system/aws-cloud-controller-manager to roll out",
     );
 }
+
+#[test]
+fn a_migration_can_keep_leader_migration_and_upgrade_kubernetes_after_it() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let bed = Bed::open("the RKE2 migration with an upgrade");
+    // the upgrade is the one step a rollback cannot take back: the plan says so
+    let dry = bed
+        .migrate(
+            &bed.tmp.path().join("upgrade-dry"),
+            &["--dry-run", "--kubernetes-version", "v1.27.16+rke2r1"],
+        )
+        .output()
+        .unwrap();
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains(
+            "irreversible: Rancher does not take a cluster back to an older Kubernetes version"
+        ),
+        "{plan}"
+    );
+    let state = bed.tmp.path().join("upgrade");
+    let out = bed
+        .migrate(
+            &state,
+            &[
+                "--keep-leader-migration",
+                "--kubernetes-version",
+                "v1.27.16+rke2r1",
+            ],
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("S5 reached"),
+        "S5 ran with --keep-leader-migration:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("every node runs v1.27.16+rke2r1"),
+        "{stderr}"
+    );
+    let c = bed.cluster();
+    assert_eq!(c["spec"]["kubernetesVersion"], "v1.27.16+rke2r1");
+    let manifest = c["spec"]["rkeConfig"]["additionalManifest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // the chart kept leader migration, with the image of the new minor
+    assert!(
+        manifest.contains("--enable-leader-migration=true"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("tag: v1.27.0"), "{manifest}");
+    let picture = bed.picture();
+    for m in rancher_bed::machines().iter().filter(|m| m.control_plane) {
+        let kcm = &picture.sections[&format!("Pod kube-controller-manager-{}", m.name)];
+        assert!(kcm.contains("--cloud-provider=external"), "{kcm}");
+    }
+}

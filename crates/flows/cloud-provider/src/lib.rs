@@ -18,6 +18,7 @@ pub mod flow;
 pub mod leader;
 pub mod rke2;
 pub mod steps;
+pub mod yaml_edit;
 
 pub use facts::Distro;
 pub use flow::{

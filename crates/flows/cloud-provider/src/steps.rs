@@ -324,21 +324,33 @@ impl StateStep {
         let deadline = Instant::now() + Duration::from_secs(self.j.state_timeout_secs);
         let mut last: Vec<String> = Vec::new();
         let mut said = false;
+        // a state counts once two reads a poll apart both show it: a condition something else
+        // undoes at once (a node uncordoned again) is not taken for reached
+        let mut held = false;
         loop {
             match self.facts().await {
                 Ok(f) => {
                     let (f, mut m) = missing(f).await?;
                     m.extend(self.rolled_out().await?);
                     if m.is_empty() {
-                        return Ok(f);
+                        if held {
+                            return Ok(f);
+                        }
+                        held = true;
+                        tokio::time::sleep(self.poll()).await;
+                        continue;
                     }
+                    held = false;
                     if !said || m != last {
                         self.log(format!("{state}: waiting for {}", m.join("; ")));
                         said = true;
                     }
                     last = m;
                 }
-                Err(e) if e.transient => last = vec![format!("the downstream API ({})", e.chain())],
+                Err(e) if e.transient => {
+                    held = false;
+                    last = vec![format!("the downstream API ({})", e.chain())];
+                }
                 Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {
@@ -716,7 +728,9 @@ impl StateStep {
         self.wait(state, |f| {
             let start = start.clone();
             async move {
-                let m = checks::ccm_running(&f, &start, migration);
+                let mut m = checks::ccm_running(&f, &start, migration);
+                // S2 holds until S6 gives the cordon states back
+                m.extend(checks::cordoned(&f, &start));
                 Ok((f, m))
             }
         })
@@ -801,6 +815,7 @@ impl StateStep {
                 }
                 m.extend(checks::initialised(&f));
                 m.extend(checks::load_balancers_kept(&f, &start));
+                m.extend(checks::cordoned(&f, &start));
                 async move { Ok((f, m)) }
             })
             .await?;

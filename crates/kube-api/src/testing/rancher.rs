@@ -36,7 +36,8 @@
 //! its Node (a kubelet never taints a Node it finds), unless a fault says otherwise.
 //!
 //! Failures on purpose: the ConfigMap `rancher-double-faults` in the `Cluster`'s namespace, keys
-//! `keep-taint` and `no-provider-id` (node names, one per line) and `rollout-stuck` (any value):
+//! `keep-taint` and `no-provider-id` (node names, one per line), `rollout-stuck`, `stall` and
+//! `uncordon` (any value):
 //! - `keep-taint`: when its kubelet goes external, the node registers again (a new Node without
 //!   a provider ID, tainted `uninitialized`) and the cloud-controller-manager cannot find its
 //!   instance, so the taint stays (rke2 #7822);
@@ -44,7 +45,10 @@
 //!   (its kubelet was not told it is external), so nothing ever initialises it
 //!   (cloud-provider-aws #72);
 //! - `rollout-stuck`: the chart's pods ask for a resource no node has, so they stay Pending and
-//!   the DaemonSet never rolls out.
+//!   the DaemonSet never rolls out;
+//! - `stall`: Rancher's planner is stuck: a new generation is not rolled out (nor its status
+//!   updated) while the key is there;
+//! - `uncordon`: something else keeps uncordoning the control-plane nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -456,6 +460,10 @@ async fn provision(
     };
     let generation = c.metadata.generation.unwrap_or(0);
     if memory.generation == Some(generation) {
+        return Ok(());
+    }
+    if !faults(management, "stall").await.is_empty() {
+        // Rancher's planner stuck: nothing rolls, the status stays as it was
         return Ok(());
     }
     set_status(&api, cluster, generation, false).await?;
@@ -886,6 +894,23 @@ async fn managers(
     )
     .await?;
 
+    // something else that uncordons the control plane (an upgrade's drain-and-uncordon)
+    if !faults(management, "uncordon").await.is_empty() {
+        let nodes: Api<Node> = Api::all(downstream.clone());
+        for m in machines.iter().filter(|m| m.control_plane) {
+            if let Ok(Some(n)) = nodes.get_opt(&m.name).await {
+                if n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+                    let _ = nodes
+                        .patch(
+                            &m.name,
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"spec": {"unschedulable": false}})),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
     // the cloud node controller runs in the cloud-controller-manager that holds the migration
     // Lease, or in one without migration
     let ccm_runs_cloud_nodes = ccm.iter().any(|p| {
