@@ -40,6 +40,8 @@ const SAMPLE: [&str; 5] = [
     "kill9 cloud.external-provider then resume",
     "kill9 cloud.restore-cordon then rollback",
 ];
+/// The state deadline of the failure cases, in seconds.
+const FAIL_TIMEOUT: &str = "30";
 /// Cases chosen by the commit hash besides the sample.
 const BY_HASH: usize = 2;
 
@@ -157,8 +159,10 @@ fn all_cases() -> Vec<Case> {
     v
 }
 
-fn run(bed: &Bed, state: &Path) -> Child {
-    bed.migrate(state, &["--state-timeout", "15"])
+/// A state's deadline: short where the case makes a state fail, and long enough elsewhere for
+/// a loaded machine (two control planes, kwok, the double and ferry on two cores).
+fn run(bed: &Bed, state: &Path, timeout: &str) -> Child {
+    bed.migrate(state, &["--state-timeout", timeout])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -241,7 +245,7 @@ fn run_case(bed: &Bed, case: &Case, n: usize) -> Result<(), String> {
             value,
             state: at,
         } => {
-            let mut child = run(bed, &state);
+            let mut child = run(bed, &state, FAIL_TIMEOUT);
             let deadline = Instant::now() + Duration::from_secs(300);
             let (mut set, mut cleared) = (false, false);
             loop {
@@ -272,7 +276,10 @@ fn run_case(bed: &Bed, case: &Case, n: usize) -> Result<(), String> {
                     tail(&ran.stderr, 30)
                 ));
             }
-            if !ran.stderr.contains(&format!("{at} not reached within 15s")) {
+            if !ran
+                .stderr
+                .contains(&format!("{at} not reached within {FAIL_TIMEOUT}s"))
+            {
                 return Err(format!(
                     "the run did not stop at {at}\n{}",
                     tail(&ran.stderr, 30)
@@ -282,7 +289,7 @@ fn run_case(bed: &Bed, case: &Case, n: usize) -> Result<(), String> {
         }
         Fault::Sigint { step } => {
             let key = format!("{step}@cluster");
-            let ran = signal_at(run(bed, &state), &journal, "started", &key, "-INT");
+            let ran = signal_at(run(bed, &state, "90"), &journal, "started", &key, "-INT");
             match ran.code {
                 Some(0) => migrated(bed, &start, &ran.stderr),
                 Some(4) => back_at_start(bed, &start, &ran.stderr),
@@ -294,7 +301,7 @@ fn run_case(bed: &Bed, case: &Case, n: usize) -> Result<(), String> {
         }
         Fault::Kill9 { step, resume } => {
             let key = format!("{step}@cluster");
-            let ran = signal_at(run(bed, &state), &journal, "applied", &key, "-KILL");
+            let ran = signal_at(run(bed, &state, "90"), &journal, "applied", &key, "-KILL");
             if ran.code.is_some() {
                 return Ok(());
             }

@@ -156,6 +156,13 @@ impl RancherDouble {
     }
 }
 
+/// A line on the test's standard error when `FERRY_DOUBLE_DEBUG` is set.
+fn debug(line: &str) {
+    if std::env::var_os("FERRY_DOUBLE_DEBUG").is_some() {
+        super::real::announce(&format!("rancher double: {line}"));
+    }
+}
+
 /// RFC 3339 with microseconds (a Lease's MicroTime).
 fn micro_now() -> String {
     let d = std::time::SystemTime::now()
@@ -540,6 +547,7 @@ async fn provision(
         if same {
             continue;
         }
+        debug(&format!("{name}: replacing (generation {generation})"));
         if current.is_some() {
             pods.delete(
                 &name,
@@ -557,9 +565,11 @@ async fn provision(
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
+        debug(&format!("{name}: deleted, creating"));
         pods.create(&PostParams::default(), &want)
             .await
             .map_err(|e| format!("create {name}: {e}"))?;
+        debug(&format!("{name}: created"));
         for _ in 0..120 {
             if pods
                 .get_opt(&name)
