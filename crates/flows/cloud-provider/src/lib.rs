@@ -16,6 +16,7 @@ pub mod checks;
 pub mod facts;
 pub mod flow;
 pub mod leader;
+pub mod rke;
 pub mod rke2;
 pub mod steps;
 pub mod yaml_edit;
