@@ -481,6 +481,17 @@ impl StateStep {
         Ok(())
     }
 
+    /// Sets the `Cluster`'s fields of this step's state (`forward`), or of the state before it.
+    async fn move_fields(&self, forward: bool) -> Result<(), StepError> {
+        let after = self.kind.marks(&self.j).unwrap_or_default();
+        let before = self.kind.marks_before(&self.j).unwrap_or_default();
+        if forward {
+            self.set_fields(&after, &before).await
+        } else {
+            self.set_fields(&before, &after).await
+        }
+    }
+
     /// Sets the `Cluster`'s fields to those of `marks`, if it holds one of ferry's states.
     async fn set_fields(&self, marks: &Marks, expected: &Marks) -> Result<(), StepError> {
         let start = self.start_fields()?;
@@ -613,12 +624,7 @@ impl StateStep {
     }
 
     async fn leader_migration(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
-            &Marks::default(),
-        )
-        .await?;
+        self.move_fields(true).await?;
         let start = self.start().clone();
         let f = self
             .wait("S1", |f| {
@@ -640,11 +646,7 @@ impl StateStep {
     }
 
     async fn leader_migration_undo(&self) -> Result<(), StepError> {
-        self.set_fields(
-            &Marks::default(),
-            &Kind::LeaderMigration.marks(&self.j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(false).await?;
         let start = self.start().clone();
         self.wait("S0", |f| {
             let start = start.clone();
@@ -747,22 +749,12 @@ impl StateStep {
     }
 
     async fn ccm_install(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::CcmInstall.marks(j).unwrap_or_default(),
-            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(true).await?;
         self.ccm_running("S3", true).await
     }
 
     async fn ccm_install_undo(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::LeaderMigration.marks(j).unwrap_or_default(),
-            &Kind::CcmInstall.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(false).await?;
         self.wait("S2", |f| async move {
             let m = checks::ccm_gone(&f);
             Ok((f, m))
@@ -780,12 +772,7 @@ impl StateStep {
     }
 
     async fn switch(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::Switch.marks(j).unwrap_or_default(),
-            &Kind::CcmInstall.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(true).await?;
         let start = self.start().clone();
         // once every kube-controller-manager is external, only a cloud-controller-manager
         // renews the migration Lease: it must be renewed after that moment
@@ -830,12 +817,7 @@ impl StateStep {
     }
 
     async fn switch_undo(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::CcmInstall.marks(j).unwrap_or_default(),
-            &Kind::Switch.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(false).await?;
         let start = self.start().clone();
         self.wait("S3", |f| {
             let start = start.clone();
@@ -907,22 +889,12 @@ impl StateStep {
     }
 
     async fn ccm_migration_off(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::CcmMigrationOff.marks(j).unwrap_or_default(),
-            &Kind::Switch.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(true).await?;
         self.ccm_running("S5", false).await
     }
 
     async fn ccm_migration_off_undo(&self) -> Result<(), StepError> {
-        let j = &self.j;
-        self.set_fields(
-            &Kind::Switch.marks(j).unwrap_or_default(),
-            &Kind::CcmMigrationOff.marks(j).unwrap_or_default(),
-        )
-        .await?;
+        self.move_fields(false).await?;
         self.ccm_running("S4", true).await
     }
 
@@ -946,9 +918,7 @@ impl StateStep {
 
     async fn upgrade(&self) -> Result<(), StepError> {
         let j = &self.j;
-        let before = Kind::Upgrade.marks_before(j).unwrap_or_default();
-        self.set_fields(&Kind::Upgrade.marks(j).unwrap_or_default(), &before)
-            .await?;
+        self.move_fields(true).await?;
         let want = j.kubernetes_version.clone().unwrap_or_default();
         let start = self.start().clone();
         self.wait("upgrade", |f| {
