@@ -33,7 +33,9 @@
 //! their provider ID (from the machines' instances) and removes the taint.
 //!
 //! **Kubelets**: a machine whose kubelet changes from the in-tree provider to `external` keeps
-//! its Node (a kubelet never taints a Node it finds), unless a fault says otherwise.
+//! its Node (a kubelet never taints a Node it finds), unless a fault says otherwise. A mirror pod
+//! that disappears (kwok, finishing the deletion of its predecessor of the same name, can delete
+//! it) is made again from the machine's static pod, as a kubelet does.
 //!
 //! Failures on purpose: the ConfigMap `rancher-double-faults` in the `Cluster`'s namespace, keys
 //! `keep-taint` and `no-provider-id` (node names, one per line), `rollout-stuck`, `stall` and
@@ -122,6 +124,9 @@ struct Memory {
     kubelet_provider: BTreeMap<String, String>,
     /// the objects the last additionalManifest applied
     manifest_objects: BTreeSet<(String, String, Option<String>, String)>,
+    /// each control-plane machine's static pod as last rendered: its kubelet makes the mirror
+    /// pod again when it is gone
+    static_pods: BTreeMap<String, Pod>,
 }
 
 impl RancherDouble {
@@ -466,6 +471,22 @@ async fn provision(
         return Ok(());
     };
     let generation = c.metadata.generation.unwrap_or(0);
+    // the kubelets: a mirror pod deleted (by anyone) is made again from the static pod
+    let pods: Api<Pod> = Api::namespaced(downstream.clone(), KS);
+    for (node, pod) in &memory.static_pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if pods
+            .get_opt(&name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            debug(&format!(
+                "{name}: gone from {node}, the kubelet makes it again"
+            ));
+            let _ = pods.create(&PostParams::default(), pod).await;
+        }
+    }
     if memory.generation == Some(generation) {
         return Ok(());
     }
@@ -480,7 +501,6 @@ async fn provision(
         .unwrap_or("v1.26.15+rke2r1")
         .to_string();
     let nodes: Api<Node> = Api::all(downstream.clone());
-    let pods: Api<Pod> = Api::namespaced(downstream.clone(), KS);
     for m in machines {
         let cfg = machine_config(&rke, m);
         let provider = kubelet_provider(&cfg);
@@ -533,6 +553,7 @@ async fn provision(
         // the control plane's static pod, one machine at a time
         let args = kcm_args(&cfg);
         let want = kcm_pod(m, &args, &version)?;
+        memory.static_pods.insert(m.name.clone(), want.clone());
         let name = want.metadata.name.clone().unwrap_or_default();
         let current = pods.get_opt(&name).await.map_err(|e| e.to_string())?;
         let same = current.as_ref().is_some_and(|p| {
