@@ -41,7 +41,7 @@ const SAMPLE: [&str; 5] = [
     "kill9 cloud.restore-cordon then rollback",
 ];
 /// The state deadline of the failure cases, in seconds.
-const FAIL_TIMEOUT: &str = "30";
+const FAIL_TIMEOUT: &str = "45";
 /// Cases chosen by the commit hash besides the sample.
 const BY_HASH: usize = 2;
 

@@ -149,7 +149,7 @@ fn fails_at(key: &str, value: &str, state_name: &str, what: &str) {
     bed.fault(key, value);
     let state = bed.tmp.path().join(key);
     let out = bed
-        .migrate(&state, &["--state-timeout", "30"])
+        .migrate(&state, &["--state-timeout", "45"])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -160,7 +160,7 @@ fn fails_at(key: &str, value: &str, state_name: &str, what: &str) {
     );
     let line = stderr
         .lines()
-        .find(|l| l.contains(&format!("{state_name} not reached within 30s")))
+        .find(|l| l.contains(&format!("{state_name} not reached within 45s")))
         .unwrap_or_else(|| panic!("no {state_name} failure in the log:\n{stderr}"));
     assert!(
         line.contains(what),

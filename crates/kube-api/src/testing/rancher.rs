@@ -26,7 +26,8 @@
 //! with `--enable-leader-migration` and a cloud provider other than `external`, and each running
 //! cloud-controller-manager pod with `--enable-leader-migration=true`, may hold the migration
 //! Lease `kube-system/cloud-provider-extraction-migration`; a holder that still may keeps and
-//! renews it (every poll), else the first that may takes it over. Each renews its own Lease
+//! renews it (every poll); another takes it over only once it has not been renewed for its
+//! `leaseDurationSeconds` (15), as client-go's leader election does. Each renews its own Lease
 //! (`kube-controller-manager`, `cloud-controller-manager`). Identities are `<node>_<pod uid>`.
 //! The cloud-controller-manager that holds the migration Lease (or runs without migration)
 //! initialises nodes with the `node.cloudprovider.kubernetes.io/uninitialized` taint: sets
@@ -841,17 +842,25 @@ async fn hold(
         .get_opt(name)
         .await
         .map_err(|e| format!("get Lease {name}: {e}"))?;
-    let holder = current
-        .as_ref()
-        .and_then(|l| l.spec.as_ref())
+    let spec = current.as_ref().and_then(|l| l.spec.as_ref());
+    let holder = spec
         .and_then(|s| s.holder_identity.clone())
         .unwrap_or_default();
-    let Some(next) = candidates
-        .iter()
-        .find(|p| p.identity == holder)
-        .or(candidates.first())
-    else {
-        return Ok(None);
+    // client-go's rule: another holder keeps the Lease until it has not renewed it for its
+    // duration (a real process, such as the RKE nodes' kube-controller-managers, may hold it)
+    let expired = spec.is_none_or(|s| {
+        s.renew_time.as_ref().is_none_or(|t| {
+            (k8s_openapi::chrono::Utc::now() - t.0).num_seconds()
+                > i64::from(s.lease_duration_seconds.unwrap_or(15))
+        })
+    });
+    let next = match candidates.iter().find(|p| p.identity == holder) {
+        Some(p) => p,
+        None if holder.is_empty() || expired => match candidates.first() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        None => return Ok(Some(holder)),
     };
     let now = micro_now();
     let transitions = current
