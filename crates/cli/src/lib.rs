@@ -27,7 +27,7 @@ pub use output::Output;
 #[command(
     name = "ferry",
     version,
-    about = "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k, with the configuration converted, RBAC translated, and everything rolled back on any failure or Ctrl-C.",
+    about = "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k (the configuration converted, RBAC translated), rolling k0s upgrades, node OS replacement, and RKE2's in-tree to out-of-tree AWS cloud provider move; each rolled back on any failure or Ctrl-C.",
     long_about = None
 )]
 pub struct Cli {

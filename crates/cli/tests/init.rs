@@ -808,10 +808,12 @@ fn help_describes_ferry_to_users() {
         .stdout(predicate::str::contains(
             "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k",
         ))
-        // Only the jobs that exist today.
-        .stdout(predicate::str::contains("rolling upgrade").not())
-        .stdout(predicate::str::contains("node replacement").not())
-        .stdout(predicate::str::contains("cloud-provider").not())
+        // The jobs that exist today, and not the one that does not (RKE's cluster.yml).
+        .stdout(predicate::str::contains("rolling k0s upgrades"))
+        .stdout(predicate::str::contains("node OS replacement"))
+        .stdout(predicate::str::contains("cloud-provider"))
+        .stdout(predicate::str::contains("cluster.yml").not())
+        .stdout(predicate::str::contains("RKE ").not())
         .stdout(predicate::str::contains("resume"))
         .stdout(predicate::str::contains("completions"));
 }

@@ -261,3 +261,83 @@ pub async fn snapshot(api: &dyn ClusterApi) -> Result<Snapshot, ClusterError> {
     }
     Ok(s)
 }
+
+/// What an API server's RBAC authorizer answers to a `SubjectAccessReview`, over the RBAC objects
+/// among `objects` (`(kind, namespace, object)` of `rbac.authorization.k8s.io/v1` Roles,
+/// ClusterRoles and their bindings): members of `system:masters` may do anything; a rule allows
+/// a request when its API group, resource, verb and, when it names some, resource name match.
+/// For the fakes and the in-process server; a real server has bootstrap roles besides.
+pub fn rbac_allows<'a>(
+    objects: impl Iterator<Item = (&'a str, Option<&'a str>, &'a serde_json::Value)> + Clone,
+    review: &serde_json::Value,
+) -> bool {
+    use serde_json::Value;
+    fn strs(v: Option<&Value>) -> Vec<&str> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+    fn matches(list: &[&str], want: &str) -> bool {
+        list.iter().any(|x| *x == "*" || *x == want)
+    }
+    let spec = &review["spec"];
+    let user = spec["user"].as_str().unwrap_or("");
+    let groups = strs(spec.get("groups"));
+    if groups.contains(&"system:masters") {
+        return true;
+    }
+    let a = &spec["resourceAttributes"];
+    let field = |k: &str| a[k].as_str().unwrap_or("");
+    let (namespace, verb, group, resource, name) = (
+        field("namespace"),
+        field("verb"),
+        field("group"),
+        field("resource"),
+        field("name"),
+    );
+    let is_subject = |s: &Value| match s["kind"].as_str() {
+        Some("User") => s["name"].as_str() == Some(user),
+        Some("Group") => s["name"].as_str().is_some_and(|g| groups.contains(&g)),
+        Some("ServiceAccount") => {
+            format!(
+                "system:serviceaccount:{}:{}",
+                s["namespace"].as_str().unwrap_or(""),
+                s["name"].as_str().unwrap_or("")
+            ) == user
+        }
+        _ => false,
+    };
+    let allows = |role: &Value| {
+        role["rules"].as_array().is_some_and(|rules| {
+            rules.iter().any(|r| {
+                let names = strs(r.get("resourceNames"));
+                matches(&strs(r.get("apiGroups")), group)
+                    && matches(&strs(r.get("resources")), resource)
+                    && matches(&strs(r.get("verbs")), verb)
+                    && (names.is_empty() || names.contains(&name))
+            })
+        })
+    };
+    objects.clone().any(|(kind, ns, binding)| {
+        let in_scope = match kind {
+            "ClusterRoleBinding" => true,
+            "RoleBinding" => ns == Some(namespace) && !namespace.is_empty(),
+            _ => false,
+        };
+        if !in_scope
+            || !binding["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(is_subject))
+        {
+            return false;
+        }
+        let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or("");
+        let role_name = binding["roleRef"]["name"].as_str().unwrap_or("");
+        objects.clone().any(|(k, n, role)| {
+            k == role_kind
+                && role["metadata"]["name"].as_str() == Some(role_name)
+                && (role_kind == "ClusterRole" || n == ns)
+                && allows(role)
+        })
+    })
+}

@@ -115,6 +115,12 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
     ),
     ("rbac.authorization.k8s.io/v1", "roles", "Role", true),
     (
+        "authorization.k8s.io/v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    ),
+    (
         "rbac.authorization.k8s.io/v1",
         "rolebindings",
         "RoleBinding",
@@ -805,7 +811,7 @@ fn route(
     match (method.clone(), name, sub) {
         (Method::GET, None, None) => {
             let field = q.get("fieldSelector").cloned().unwrap_or_default();
-            // `labelSelector` of `key=value` terms (what this crate sends).
+            // `labelSelector`: `key=value`, `key!=value`, `key`, `!key` terms.
             let label = q.get("labelSelector").cloned().unwrap_or_default();
             let items: Vec<Value> =
                 st.objects
@@ -826,20 +832,20 @@ fn route(
                                 }
                                 _ => true,
                             }
-                        }) && label.split(',').filter(|f| !f.is_empty()).all(|f| {
-                            match f.split_once('=') {
-                                Some((k, want)) => {
-                                    v.pointer("/metadata/labels")
-                                        .and_then(|l| l.get(k))
-                                        .and_then(Value::as_str)
-                                        == Some(want)
-                                }
-                                None => v
-                                    .pointer("/metadata/labels")
-                                    .and_then(|l| l.get(f))
-                                    .is_some(),
-                            }
-                        })
+                        }) && {
+                            let labels: BTreeMap<String, String> = v
+                                .pointer("/metadata/labels")
+                                .and_then(Value::as_object)
+                                .map(|m| {
+                                    m.iter()
+                                        .filter_map(|(k, v)| {
+                                            Some((k.clone(), v.as_str()?.to_string()))
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            ferry_core::cluster::selector_matches(&label, &labels)
+                        }
                     })
                     .collect();
             // `limit` and `continue` as the API server pages: the token is opaque to clients
@@ -935,6 +941,25 @@ fn route(
                     );
                 }
                 let existing = st.objects.get(&key).cloned();
+                // a resourceVersion in the applied object is a precondition
+                if let Some(want) = patch.pointer("/metadata/resourceVersion") {
+                    if existing
+                        .as_ref()
+                        .and_then(|e| e.pointer("/metadata/resourceVersion"))
+                        != Some(want)
+                    {
+                        return respond(
+                            409,
+                            &status(
+                                409,
+                                "Conflict",
+                                &format!(
+                                    "Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                                ),
+                            ),
+                        );
+                    }
+                }
                 let mut obj = patch.clone();
                 if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     if namespaced {
@@ -966,6 +991,63 @@ fn route(
         }
         (Method::POST, Some(name), Some("eviction")) if plural == "pods" => {
             evict(st, &ns_key, name)
+        }
+        (Method::POST, None, None) => {
+            let Ok(mut obj) = serde_json::from_slice::<Value>(body) else {
+                return respond(400, &status(400, "BadRequest", "the body is not JSON"));
+            };
+            if plural == "subjectaccessreviews" {
+                let rbac = st
+                    .objects
+                    .iter()
+                    .filter(|((gv, ..), _)| gv == "rbac.authorization.k8s.io/v1")
+                    .filter_map(|((_, p, n, _), o)| {
+                        let kind = match p.as_str() {
+                            "roles" => "Role",
+                            "rolebindings" => "RoleBinding",
+                            "clusterroles" => "ClusterRole",
+                            "clusterrolebindings" => "ClusterRoleBinding",
+                            _ => return None,
+                        };
+                        Some((kind, (!n.is_empty()).then_some(n.as_str()), o))
+                    });
+                let allowed = ferry_core::cluster::rbac_allows(rbac, &obj);
+                obj["status"] = json!({ "allowed": allowed });
+                return respond(201, &obj);
+            }
+            let Some(name) = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                return respond(
+                    400,
+                    &status(400, "BadRequest", "metadata.name: Required value"),
+                );
+            };
+            let key = (
+                api_version.clone(),
+                plural.to_string(),
+                ns_key.clone(),
+                name.clone(),
+            );
+            if st.objects.contains_key(&key) {
+                let mut s = status(
+                    409,
+                    "AlreadyExists",
+                    &format!("{plural} \"{name}\" already exists"),
+                );
+                s["details"] = json!({"name": name, "kind": plural});
+                return respond(409, &s);
+            }
+            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                if namespaced {
+                    m.insert("namespace".into(), json!(ns_key));
+                }
+            }
+            st.stamp(&mut obj, None);
+            st.objects.insert(key, obj.clone());
+            respond(201, &obj)
         }
         _ => respond(405, &status(405, "MethodNotAllowed", "method not allowed")),
     }

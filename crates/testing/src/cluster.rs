@@ -477,7 +477,13 @@ impl ClusterApi for FakeCluster {
         if object.get("apiVersion").and_then(Value::as_str) == Some("authorization.k8s.io/v1")
             && kind == "SubjectAccessReview"
         {
-            let allowed = crate::rbac::allowed(&s.cluster.objects, object);
+            let rbac = s
+                .cluster
+                .objects
+                .iter()
+                .filter(|(r, _)| r.api_version == "rbac.authorization.k8s.io/v1")
+                .map(|(r, o)| (r.kind.as_str(), r.namespace.as_deref(), o));
+            let allowed = ferry_core::cluster::rbac_allows(rbac, object);
             let mut answer = object.clone();
             answer["status"] = serde_json::json!({ "allowed": allowed });
             return Ok(answer);

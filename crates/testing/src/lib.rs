@@ -21,7 +21,6 @@ pub mod cluster;
 pub mod conformance;
 pub mod host;
 pub mod mke3;
-mod rbac;
 pub mod world;
 
 pub use cluster::{FakeCluster, FakeClusterSetup};
