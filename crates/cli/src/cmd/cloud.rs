@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ferry_core::run::{self, Finish, RunError};
 use ferry_flow_cloud_provider::{
     CloudProviderError, CloudProviderFlow, ClusterRef, Distro, Inputs, Journaled, MigrationReport,
+    RkeInputs,
 };
 use ferry_ssh_exec::{SshConnector, SshOptions};
 
@@ -15,10 +16,10 @@ use crate::{CliError, Format, Output};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CloudCommand {
-    /// Move a Rancher RKE2 cluster from the in-tree AWS cloud provider to the out-of-tree one
-    /// with leader migration, state by state (S0–S6), each state verified from the downstream
-    /// cluster before the next; rolled back state by state on any failure or Ctrl-C; journaled
-    /// for `ferry resume` and `ferry rollback`.
+    /// Move a Rancher RKE2 or an RKE cluster from the in-tree AWS cloud provider to the
+    /// out-of-tree one with leader migration, state by state (S0–S6), each state verified from
+    /// the downstream cluster before the next; rolled back state by state on any failure or
+    /// Ctrl-C; journaled for `ferry resume` and `ferry rollback`.
     Migrate(MigrateArgs),
 }
 
@@ -26,8 +27,11 @@ pub enum CloudCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DistroArg {
     /// Rancher-provisioned RKE2: edits of the `provisioning.cattle.io/v1` `Cluster` in the
-    /// Rancher management cluster.
+    /// Rancher management cluster (--cluster, --kubeconfig).
     Rke2,
+    /// RKE: edits of `cluster.yml` that keep the rest of the file as it was, each applied by
+    /// --apply-command (--cluster-yml, --apply-command).
+    Rke,
 }
 
 /// The cloud.
@@ -63,6 +67,18 @@ object not having changed since it was read; a field changed by someone else sto
 rollback goes back state by state to S0 and puts back what a node lost (its provider ID, its \
 cordon state).
 
+RKE (--distro rke): the same states as edits of cluster.yml, which keep its comments, order and \
+quoting: S1 services.kube-controller.extra_args.enable-leader-migration: \"true\"; S4 \
+cloud_provider.name: external-aws (useInstanceMetadataHostname: true only when every node is \
+already named as its instance metadata names it) and the flag removed; with \
+--kubernetes-version, kubernetes_version. After each edit ferry runs --apply-command with sh -c in \
+the file's directory (FERRY_CLUSTER_YML names the file), logs its output, and stops on a \
+non-zero exit; then it puts back the cordon states of the state (rke up uncordons the nodes it \
+upgrades). The kube-controller-managers' flags are read over SSH (docker inspect \
+kube-controller-manager on each control-plane node of cluster.yml, as rke up reaches them); the \
+cloud-controller-manager's objects (the chart's ServiceAccount, RBAC and DaemonSet) are applied by \
+ferry to the downstream cluster and removed by a rollback.
+
 Exit codes: 0 migrated (or dry run with passing checks), 2 usage, 3 checks failed and nothing \
 changed, 4 failed and rolled back cleanly, 5 failed and the rollback is incomplete (see \
 `ferry rollback`), 130 interrupted twice (the journal is kept), 1 anything else.")]
@@ -73,15 +89,22 @@ pub struct MigrateArgs {
     /// The cloud.
     #[arg(long, value_enum, default_value = "aws")]
     pub provider: ProviderArg,
-    /// The `provisioning.cattle.io/v1` `Cluster` of the cluster in the management cluster.
+    /// RKE2: the `provisioning.cattle.io/v1` `Cluster` of the cluster in the management cluster.
     #[arg(long, value_name = "NAME")]
-    pub cluster: String,
+    pub cluster: Option<String>,
     /// Its namespace.
     #[arg(long, value_name = "NAMESPACE", default_value = "fleet-default")]
     pub cluster_namespace: String,
-    /// The Rancher management cluster: a kubeconfig file.
+    /// RKE2: the Rancher management cluster, a kubeconfig file.
     #[arg(long, value_name = "FILE")]
-    pub kubeconfig: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    /// RKE: the cluster's cluster.yml, edited in place state by state.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_yml: Option<PathBuf>,
+    /// RKE: what applies cluster.yml after each edit, run with sh -c in its directory (e.g.
+    /// "rke up --config cluster.yml").
+    #[arg(long, value_name = "CMD")]
+    pub apply_command: Option<String>,
     /// The downstream cluster itself: a kubeconfig file.
     #[arg(long, value_name = "FILE")]
     pub downstream_kubeconfig: PathBuf,
@@ -109,6 +132,8 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
+    pub ssh: crate::cmd::hosts::SshArgs,
+    #[command(flatten)]
     pub log: LogArgs,
     /// Format of the result (the checks, the dry-run plan, the summary).
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -130,14 +155,60 @@ fn absolute(p: &std::path::Path) -> Result<PathBuf, CliError> {
 }
 
 fn migrate(args: &MigrateArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
-    let management = absolute(&args.kubeconfig)?;
     let downstream = absolute(&args.downstream_kubeconfig)?;
-    if args.cluster.trim().is_empty() || args.cluster.contains('/') {
-        return Err(CliError::Usage(format!(
-            "--cluster {:?} is not a Cluster name (its namespace goes in --cluster-namespace)",
-            args.cluster
-        )));
-    }
+    let usage = |m: &str| Err(CliError::Usage(m.into()));
+    let (cluster, management, rke) = match args.distro {
+        DistroArg::Rke2 => {
+            if args.cluster_yml.is_some() || args.apply_command.is_some() {
+                return usage(
+                    "--cluster-yml and --apply-command are for --distro rke; an RKE2 cluster is edited through --cluster and --kubeconfig",
+                );
+            }
+            let (Some(cluster), Some(kubeconfig)) = (&args.cluster, &args.kubeconfig) else {
+                return usage(
+                    "--distro rke2 needs --cluster NAME and --kubeconfig (the Rancher management cluster)",
+                );
+            };
+            if cluster.trim().is_empty() || cluster.contains('/') {
+                return Err(CliError::Usage(format!(
+                    "--cluster {cluster:?} is not a Cluster name (its namespace goes in --cluster-namespace)"
+                )));
+            }
+            let c = ClusterRef {
+                name: cluster.clone(),
+                namespace: args.cluster_namespace.clone(),
+            };
+            (Some(c), Some(absolute(kubeconfig)?), None)
+        }
+        DistroArg::Rke => {
+            if args.cluster.is_some() || args.kubeconfig.is_some() {
+                return usage(
+                    "--cluster and --kubeconfig are for --distro rke2; an RKE cluster is edited through --cluster-yml and --apply-command",
+                );
+            }
+            let (Some(file), Some(cmd)) = (&args.cluster_yml, &args.apply_command) else {
+                return usage(
+                    "--distro rke needs --cluster-yml FILE and --apply-command CMD (e.g. \"rke up --config cluster.yml\")",
+                );
+            };
+            if cmd.trim().is_empty() {
+                return usage("--apply-command is empty");
+            }
+            let path = absolute(file)?;
+            // a file ferry cannot read or edit is refused before anything is reached
+            let text = std::fs::read_to_string(&path).map_err(|e| CliError::Input {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+            ferry_flow_cloud_provider::rke::nodes(&path.display().to_string(), &text)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let rke = RkeInputs {
+                cluster_yml: path,
+                apply_command: cmd.clone(),
+            };
+            (None, None, Some(rke))
+        }
+    };
     if let Some(v) = &args.kubernetes_version {
         if ferry_flow_cloud_provider::leader::Version::parse(v).is_none() {
             return Err(CliError::Usage(format!(
@@ -152,24 +223,31 @@ fn migrate(args: &MigrateArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
             args.ccm_image.as_deref().unwrap_or("")
         )));
     }
+    let name = match (&cluster, &rke) {
+        (Some(c), _) => c.name.clone(),
+        (None, Some(r)) => r
+            .cluster_yml
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| format!("rke-{}", n.to_string_lossy()))
+            .unwrap_or_else(|| "rke".into()),
+        (None, None) => "cluster".into(),
+    };
     let state = match &args.state_dir {
         Some(d) => d.clone(),
-        None => {
-            crate::session::state_dir(rt, None, Some(&format!("cloud-provider-{}", args.cluster)))?
-        }
+        None => crate::session::state_dir(rt, None, Some(&format!("cloud-provider-{name}")))?,
     };
     let inputs = Inputs {
         distro: match args.distro {
             DistroArg::Rke2 => Distro::Rke2,
+            DistroArg::Rke => Distro::Rke,
         },
         provider: match args.provider {
             ProviderArg::Aws => "aws".into(),
         },
-        cluster: Some(ClusterRef {
-            name: args.cluster.clone(),
-            namespace: args.cluster_namespace.clone(),
-        }),
-        management_kubeconfig: Some(management.clone()),
+        cluster,
+        management_kubeconfig: management.clone(),
+        rke,
         downstream_kubeconfig: downstream.clone(),
         kubernetes_version: args.kubernetes_version.clone(),
         keep_leader_migration: args.keep_leader_migration,
@@ -178,11 +256,19 @@ fn migrate(args: &MigrateArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
         poll_ms: args.poll_interval_ms,
     };
     let dry_run = args.dry_run;
+    let flow_hosts = {
+        use ferry_core::run::Flow as _;
+        CloudProviderFlow::default().hosts(&inputs)
+    };
+    let (ssh, unchecked) = args.ssh.options(&flow_hosts);
+    if unchecked {
+        out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
+    }
     let r = drive_with(
         rt,
         args.log,
         out,
-        || backends(downstream, Some(management)),
+        || backends(downstream, management, ssh),
         state,
         |mgmt, session| async move {
             let flow = CloudProviderFlow::new(mgmt);
@@ -192,11 +278,12 @@ fn migrate(args: &MigrateArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8,
     Ok(finish(r, args.output, out))
 }
 
-/// The backends: the downstream cluster's API (the session's), the management cluster's, and
-/// a connector for the lifecycle (this flow has no hosts).
+/// The backends: the downstream cluster's API (the session's), the management cluster's
+/// (RKE2), and the SSH connector (RKE's control-plane nodes).
 async fn backends(
     downstream: PathBuf,
     management: Option<PathBuf>,
+    ssh: SshOptions,
 ) -> Result<
     (
         Arc<dyn ferry_core::Connector>,
@@ -215,7 +302,7 @@ async fn backends(
         Some(m) => Some(Arc::new(open(m).await?) as Arc<dyn ferry_core::ClusterApi>),
         None => None,
     };
-    let connector = SshConnector::new(SshOptions::default()).map_err(|e| e.to_string())?;
+    let connector = SshConnector::new(ssh).map_err(|e| e.to_string())?;
     Ok((Arc::new(connector), cluster, mgmt))
 }
 
@@ -307,11 +394,15 @@ pub(crate) fn journaled(
         .clone()
         .unwrap_or(j.downstream_kubeconfig.clone());
     let management = j.management_kubeconfig.clone();
+    let (ssh, unchecked) = args.remote.ssh.options(&replay.hosts);
+    if unchecked {
+        out.warn("host key checking is OFF for some hosts: their connections can be intercepted");
+    }
     let r = drive_with(
         rt,
         args.log,
         out,
-        || backends(downstream, management),
+        || backends(downstream, management, ssh),
         state.to_path_buf(),
         |mgmt, session| async move {
             let flow = CloudProviderFlow::new(mgmt);

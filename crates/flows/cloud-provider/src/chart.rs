@@ -146,6 +146,71 @@ impl Ccm {
     }
 }
 
+impl Ccm {
+    /// The chart's objects as `helm install` of the chart with [`Ccm::values`] makes them, for
+    /// an RKE cluster, where ferry applies them itself (RKE has no helm controller): the leader
+    /// migration ConfigMap when needed, the ServiceAccount, the ClusterRole and its binding, the
+    /// authentication reader binding and the DaemonSet. Each carries [`MANAGED_BY`] so that
+    /// ferry removes only what it added.
+    pub fn objects(&self) -> Vec<Value> {
+        let values = self.values();
+        let labels = json!({MANAGED_BY: "ferry", "app.kubernetes.io/name": NAME});
+        let ns = leader::NAMESPACE;
+        let mut pod = json!({
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "priorityClassName": "system-node-critical",
+            "dnsPolicy": "Default",
+            "hostNetwork": true,
+            "nodeSelector": values["nodeSelector"],
+            "tolerations": values["tolerations"],
+            "containers": [{
+                "name": NAME,
+                "image": self.image,
+                "args": values["args"],
+                "resources": {"requests": {"cpu": "200m"}},
+            }],
+        });
+        if let Some(v) = values.get("extraVolumes") {
+            pod["volumes"] = v.clone();
+            pod["containers"][0]["volumeMounts"] = values["extraVolumeMounts"].clone();
+        }
+        let mut out = Vec::new();
+        if let Some(mut cm) = self.config_map() {
+            cm["metadata"]["labels"] = labels.clone();
+            out.push(cm);
+        }
+        let sa = json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": ns}]);
+        out.extend([
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns, "labels": labels}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": {"name": CLUSTER_ROLE, "labels": labels},
+                   "rules": values["clusterRoleRules"]}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": CLUSTER_ROLE, "labels": labels},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+                   "subjects": sa}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "cloud-controller-manager:apiserver-authentication-reader", "namespace": ns, "labels": labels},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "extension-apiserver-authentication-reader"},
+                   "subjects": sa}),
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                   "metadata": {"name": NAME, "namespace": ns, "labels": labels},
+                   "spec": {
+                       "selector": {"matchLabels": {"k8s-app": NAME}},
+                       "updateStrategy": {"type": "RollingUpdate"},
+                       "template": {"metadata": {"labels": {"k8s-app": NAME}}, "spec": pod},
+                   }}),
+        ]);
+        out
+    }
+}
+
+/// The label on what ferry applied itself.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The chart's ClusterRole and ClusterRoleBinding.
+pub const CLUSTER_ROLE: &str = "system:cloud-controller-manager";
+
 /// The RBAC rules of Rancher's documented values (the chart's own, with `get` on service
 /// accounts, which the manager needs at start).
 pub fn cluster_role_rules() -> Value {
@@ -282,6 +347,49 @@ mod tests {
         let off = ccm("v1.30.4", false);
         assert!(off.config_map().is_none());
         assert!(!off.args().iter().any(|a| a.contains("leader-migration")));
+    }
+
+    #[test]
+    fn rke_gets_the_chart_s_objects_on_its_control_plane_label() {
+        let mut c = ccm("v1.30.4", true);
+        c.control_plane_label = "node-role.kubernetes.io/controlplane".into();
+        let objs = c.objects();
+        let kinds: Vec<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ConfigMap",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "RoleBinding",
+                "DaemonSet"
+            ]
+        );
+        assert!(
+            objs.iter()
+                .all(|o| o["metadata"]["labels"][MANAGED_BY] == "ferry")
+        );
+        let ds = &objs[5];
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["nodeSelector"]["node-role.kubernetes.io/controlplane"],
+            "true"
+        );
+        assert_eq!(pod["containers"][0]["image"], c.image);
+        assert!(
+            pod["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == MIGRATION_ARG)
+        );
+        assert_eq!(pod["volumes"][0]["configMap"]["name"], leader::CONFIG_MAP);
+        // without leader migration: no file, no mount
+        c.leader_migration = false;
+        let off = c.objects();
+        assert_eq!(off.len(), 5);
+        assert!(off[4]["spec"]["template"]["spec"].get("volumes").is_none());
     }
 
     #[test]

@@ -10,8 +10,11 @@ use ferry_core::cluster::{ClusterError, ObjectRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use ferry_core::{Cmd, ExecError, HostExec};
+
 use crate::chart;
 use crate::leader;
+use crate::rke;
 
 /// The taint a kubelet started with `--cloud-provider=external` registers its node with, until
 /// a cloud-controller-manager initialises it.
@@ -369,6 +372,56 @@ pub async fn gather(api: &dyn ClusterApi, distro: Distro) -> Result<Facts, Clust
         ccm_lease,
         load_balancers,
     })
+}
+
+/// The kube-controller-managers of an RKE cluster's control-plane nodes, read with `docker
+/// inspect` of the container RKE runs them in, over each node's connection (`(node name,
+/// connection)`). A node without the container has no entry: the checks name it.
+pub async fn rke_managers(
+    nodes: &[(String, std::sync::Arc<dyn HostExec>)],
+) -> Result<Vec<Manager>, ExecError> {
+    let mut out = Vec::new();
+    for (node, host) in nodes {
+        let o = host
+            .run(
+                &Cmd::new("docker")
+                    .arg("inspect")
+                    .arg("--type")
+                    .arg("container")
+                    .arg(rke::KCM_CONTAINER),
+            )
+            .await?;
+        if !o.success() {
+            let err = o.stderr_text();
+            if err.contains("No such") {
+                continue;
+            }
+            return Err(ExecError::Io {
+                host: host.host().to_string(),
+                detail: format!(
+                    "docker inspect {} exited with {}: {}",
+                    rke::KCM_CONTAINER,
+                    o.code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "a signal".into()),
+                    err.trim()
+                ),
+            });
+        }
+        let Some((args, running)) = rke::kcm_of_inspect(&o.stdout_text()) else {
+            return Err(ExecError::Io {
+                host: host.host().to_string(),
+                detail: format!("docker inspect {} printed no container", rke::KCM_CONTAINER),
+            });
+        };
+        out.push(Manager {
+            node: node.clone(),
+            source: format!("container {} on {}", rke::KCM_CONTAINER, host.host()),
+            args,
+            running,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub struct Inputs {
     pub cluster: Option<ClusterRef>,
     /// RKE2: the management cluster's kubeconfig (a path, never its content).
     pub management_kubeconfig: Option<PathBuf>,
+    /// RKE: `cluster.yml` and the command that applies it.
+    pub rke: Option<RkeInputs>,
     /// The downstream cluster's kubeconfig (a path).
     pub downstream_kubeconfig: PathBuf,
     /// A new `kubernetesVersion` once the migration is done.
@@ -64,6 +66,41 @@ pub struct Inputs {
     pub poll_ms: u64,
 }
 
+/// An RKE cluster: its `cluster.yml` and the command that applies it (`rke up --config …`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RkeInputs {
+    /// An absolute path: ferry edits this file in place.
+    pub cluster_yml: PathBuf,
+    /// Run with `sh -c` in the file's directory after each edit; `FERRY_CLUSTER_YML` names the
+    /// file.
+    pub apply_command: String,
+}
+
+/// A control-plane node of `cluster.yml` and the connection ferry reads it through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RkeHost {
+    /// The Node's name.
+    pub node: String,
+    /// The connection's name (`address` or `address:port`).
+    pub host: String,
+}
+
+/// What the journal keeps of an RKE cluster (the file's text is in the state directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RkeJournaled {
+    pub cluster_yml: PathBuf,
+    pub apply_command: String,
+    /// SHA-256 of `cluster.yml` at the start.
+    pub text_digest: String,
+    pub control_plane: Vec<RkeHost>,
+    /// `cloud_provider.useInstanceMetadataHostname` with the external provider: set only when
+    /// every node is already named as the instance metadata names it, so no node is renamed.
+    pub instance_metadata_hostname: Option<bool>,
+}
+
 /// What the journal keeps (never a secret: the `Cluster`'s fields are in the state directory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +109,8 @@ pub struct Journaled {
     pub provider: String,
     pub cluster: Option<ClusterRef>,
     pub management_kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub rke: Option<RkeJournaled>,
     pub downstream_kubeconfig: PathBuf,
     pub kubernetes_version: Option<String>,
     pub keep_leader_migration: bool,
@@ -103,6 +142,12 @@ pub enum CloudProviderError {
         what: String,
         #[source]
         source: ClusterError,
+    },
+    #[error("cannot read {what}")]
+    Host {
+        what: String,
+        #[source]
+        source: ferry_core::ExecError,
     },
     #[error("the plan names step {0}, which this flow does not have")]
     UnknownStep(StepKey),
@@ -153,8 +198,104 @@ fn phase(name: &str, rollback: &str, steps: Vec<StepRef>) -> Phase {
     }
 }
 
-/// The words of each state's edits (RKE2) and checks.
-fn state_plans(j: &Journaled, start_fields: &Fields) -> Result<Vec<StatePlan>, CloudProviderError> {
+/// The words of an RKE state's edits: the keys of `cluster.yml` that change, then the apply
+/// command; for the states that change the cloud-controller-manager, what ferry applies.
+fn rke_edits(j: &Journaled, rke: &RkeJournaled, start_text: &str, k: Kind) -> Vec<String> {
+    let keys = crate::rke::Keys::of(start_text).ok();
+    let key = |p: Vec<&str>| p.join(".");
+    let before = steps::rke_marks(j, k.marks_before(j).unwrap_or_default());
+    let after = steps::rke_marks(j, k.marks(j).unwrap_or_default());
+    let mut e = Vec::new();
+    if let Some(keys) = keys {
+        if before.kcm_flag != after.kcm_flag {
+            e.push(if after.kcm_flag {
+                format!("cluster.yml: {}: \"true\"", key(keys.kcm_flag()))
+            } else {
+                format!("cluster.yml: {} removed", key(keys.kcm_flag()))
+            });
+        }
+        if before.external != after.external {
+            e.push(format!(
+                "cluster.yml: {}: {}",
+                key(keys.provider()),
+                crate::rke::EXTERNAL
+            ));
+            match after.instance_metadata_hostname {
+                Some(b) => e.push(format!("cluster.yml: {}: {b}", key(keys.instance_metadata_hostname()))),
+                None => e.push(format!("cluster.yml: {} left unset (the nodes are not named by their instance metadata, so it would rename them)", key(keys.instance_metadata_hostname()))),
+            }
+        }
+        if before.version != after.version {
+            e.push(format!(
+                "cluster.yml: {}: {}",
+                key(keys.version()),
+                after.version.clone().unwrap_or_default()
+            ));
+        }
+    }
+    if !e.is_empty() {
+        e.push(format!(
+            "run `{}` in {}",
+            rke.apply_command,
+            rke.cluster_yml
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ));
+    }
+    match k {
+        Kind::CcmInstall | Kind::CcmMigrationOff => {
+            let mut c = j.ccm.clone();
+            c.leader_migration = k == Kind::CcmInstall;
+            let objs: Vec<String> = c
+                .objects()
+                .iter()
+                .map(|o| {
+                    let ns = o["metadata"]["namespace"]
+                        .as_str()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default();
+                    format!(
+                        "{} {ns}{}",
+                        o["kind"].as_str().unwrap_or(""),
+                        o["metadata"]["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            e.push(format!(
+                "apply to the downstream cluster, as the {} chart makes them: {} (image {}, {})",
+                chart::NAME,
+                objs.join(", "),
+                c.image,
+                if c.leader_migration {
+                    "with --enable-leader-migration=true"
+                } else {
+                    "without leader migration"
+                }
+            ));
+        }
+        Kind::Switch => e.push(
+            "cordon the control-plane nodes again (rke up uncordons the nodes it upgrades)".into(),
+        ),
+        _ => {}
+    }
+    e
+}
+
+/// Where each state's edits go.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Rke2(&'a Fields),
+    Rke(&'a RkeJournaled, &'a str),
+}
+
+/// The words of each state's edits and checks.
+fn state_plans(j: &Journaled, source: Source<'_>) -> Result<Vec<StatePlan>, CloudProviderError> {
+    let empty = Fields::default();
+    let start_fields = match source {
+        Source::Rke2(f) => f,
+        Source::Rke(..) => &empty,
+    };
     let cp = j.start.control_plane().join(", ");
     let lease = format!("{}/{}", leader::NAMESPACE, leader::LEASE);
     let ds = format!("DaemonSet {}/{}", leader::NAMESPACE, chart::NAME);
@@ -167,6 +308,9 @@ fn state_plans(j: &Journaled, start_fields: &Fields) -> Result<Vec<StatePlan>, C
             .transpose()
     };
     let edits_of = |k: Kind, before: &Fields| -> Result<Vec<String>, CloudProviderError> {
+        if let Source::Rke(rke, text) = &source {
+            return Ok(rke_edits(j, rke, text, k));
+        }
         let Some(after) = desired(k)? else {
             return Ok(Vec::new());
         };
@@ -220,9 +364,15 @@ fn state_plans(j: &Journaled, start_fields: &Fields) -> Result<Vec<StatePlan>, C
             })
             .collect())
     };
-    let s1 = desired(Kind::LeaderMigration)?.unwrap_or_default();
-    let s3 = desired(Kind::CcmInstall)?.unwrap_or_default();
-    let s4 = desired(Kind::Switch)?.unwrap_or_default();
+    let rke2 = |k: Kind| -> Result<Fields, CloudProviderError> {
+        Ok(match source {
+            Source::Rke2(_) => desired(k)?.unwrap_or_default(),
+            Source::Rke(..) => Fields::default(),
+        })
+    };
+    let s1 = rke2(Kind::LeaderMigration)?;
+    let s3 = rke2(Kind::CcmInstall)?;
+    let s4 = rke2(Kind::Switch)?;
     let mut v = vec![
         StatePlan {
             state: "S1 leader migration".into(),
@@ -283,7 +433,10 @@ fn state_plans(j: &Journaled, start_fields: &Fields) -> Result<Vec<StatePlan>, C
     if let Some(version) = &j.kubernetes_version {
         v.push(StatePlan {
             state: "Kubernetes upgrade".into(),
-            edits: vec![format!("spec.kubernetesVersion: {version}")],
+            edits: match &source {
+                Source::Rke2(_) => vec![format!("spec.kubernetesVersion: {version}")],
+                Source::Rke(rke, text) => rke_edits(j, rke, text, Kind::Upgrade),
+            },
             checks: vec![format!("every node runs {version}")],
         });
     }
@@ -374,25 +527,13 @@ impl CloudProviderFlow {
                 t
             }
         };
-        let image = inputs
-            .ccm_image
-            .clone()
-            .unwrap_or_else(|| Ccm::default_image(target));
-        let ccm_version = image
-            .rsplit_once(':')
-            .and_then(|(_, t)| Version::parse(t))
-            .unwrap_or(target);
-        let ccm = Ccm {
-            control_plane_label: Distro::Rke2.control_plane_label().into(),
-            image,
-            version: ccm_version,
-            leader_migration: true,
-        };
+        let ccm = ccm_for(&inputs, Distro::Rke2, target);
         let mut j = Journaled {
             distro: Distro::Rke2,
             provider: inputs.provider.clone(),
             cluster: Some(c.clone()),
             management_kubeconfig: inputs.management_kubeconfig.clone(),
+            rke: None,
             downstream_kubeconfig: inputs.downstream_kubeconfig.clone(),
             kubernetes_version: inputs.kubernetes_version.clone(),
             keep_leader_migration: inputs.keep_leader_migration,
@@ -404,7 +545,7 @@ impl CloudProviderFlow {
             states: Vec::new(),
         };
         if report.passed() {
-            j.states = state_plans(&j, &start_fields)?;
+            j.states = state_plans(&j, Source::Rke2(&start_fields))?;
         }
         let plan = build_plan(&j);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
@@ -413,6 +554,194 @@ impl CloudProviderFlow {
             plan,
             journaled: j,
         })
+    }
+}
+
+/// A node's name and the connection to it.
+pub type NodeConnection = (String, Arc<dyn ferry_core::HostExec>);
+
+/// The connections to `cluster.yml`'s control-plane nodes.
+pub fn rke_connections(
+    cx: &RunContext,
+    cp: &[RkeHost],
+) -> Result<Vec<NodeConnection>, ferry_core::engine::StepError> {
+    cp.iter()
+        .map(|h| Ok((h.node.clone(), cx.host(&h.host)?.clone())))
+        .collect()
+}
+
+/// Whether `name` is what an EC2 instance's metadata names it (`ip-10-0-1-1.ec2.internal`,
+/// `ip-10-0-1-1.eu-west-1.compute.internal`).
+fn metadata_hostname(name: &str) -> bool {
+    name.starts_with("ip-")
+        && (name.ends_with(".ec2.internal") || name.ends_with(".compute.internal"))
+}
+
+impl CloudProviderFlow {
+    async fn plan_rke(
+        &self,
+        inputs: Inputs,
+        cx: &RunContext,
+    ) -> Result<Planned<Journaled>, CloudProviderError> {
+        let ri = inputs.rke.clone().ok_or_else(|| {
+            CloudProviderError::Refused(
+                "an RKE cluster needs --cluster-yml and --apply-command".into(),
+            )
+        })?;
+        let file = ri.cluster_yml.display().to_string();
+        let text = std::fs::read_to_string(&ri.cluster_yml)
+            .map_err(|e| CloudProviderError::Refused(format!("cannot read {file}: {e}")))?;
+        let refused = |e: crate::rke::RkeError| CloudProviderError::Refused(e.to_string());
+        let nodes = crate::rke::nodes(&file, &text).map_err(refused)?;
+        let default_key = crate::rke::default_ssh_key(&text);
+        let cp: Vec<RkeHost> = nodes
+            .iter()
+            .filter(|n| n.control_plane())
+            .map(|n| RkeHost {
+                node: n.name.clone(),
+                host: crate::rke::host_spec(n, default_key.as_deref()).name(),
+            })
+            .collect();
+        let conns =
+            rke_connections(cx, &cp).map_err(|e| CloudProviderError::Refused(e.to_string()))?;
+        let mut facts = facts::gather(cx.cluster.as_ref(), Distro::Rke)
+            .await
+            .map_err(|source| CloudProviderError::Cluster {
+                what: "the downstream cluster".into(),
+                source,
+            })?;
+        facts.kcm =
+            facts::rke_managers(&conns)
+                .await
+                .map_err(|source| CloudProviderError::Host {
+                    what: "the control-plane nodes' kube-controller-manager containers".into(),
+                    source,
+                })?;
+        let keys = crate::rke::Keys::of(&text).map_err(|source| {
+            refused(crate::rke::RkeError::Edit {
+                file: file.clone(),
+                source,
+            })
+        })?;
+        let configured = crate::yaml_edit::get(&text, &keys.version())
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_str().and_then(Version::parse));
+        let version = configured
+            .into_iter()
+            .chain(checks::nodes_version(&facts))
+            .max()
+            .ok_or_else(|| {
+                CloudProviderError::Refused(format!(
+                    "{file} has no kubernetes_version and no node reports a kubelet version"
+                ))
+            })?;
+        let mut report = checks::start_report(
+            &facts,
+            version,
+            &format!(
+                "no container {} (docker inspect on the node)",
+                crate::rke::KCM_CONTAINER
+            ),
+        );
+        match crate::rke::check_start(&file, &text) {
+            Ok(()) => report.push(
+                "cloud-provider-name",
+                "cluster",
+                Status::Ok,
+                format!("{file}: cloud_provider.name is aws"),
+            ),
+            Err(e) => report.push(
+                "cloud-provider-name",
+                "cluster",
+                Status::Fail,
+                format!("{e}: there is no in-tree AWS provider to migrate from"),
+            ),
+        }
+        for n in &nodes {
+            if facts.node(&n.name).is_none() {
+                report.push(
+                    "nodes",
+                    &n.name,
+                    Status::Fail,
+                    format!(
+                        "{file} names node {} ({}), which the downstream cluster has no Node of (hostname_override?)",
+                        n.name, n.address
+                    ),
+                );
+            }
+        }
+        let target = match &inputs.kubernetes_version {
+            None => version,
+            Some(v) => {
+                let t = Version::parse(v).ok_or_else(|| {
+                    CloudProviderError::Refused(format!(
+                        "--kubernetes-version {v:?} is not a Kubernetes version"
+                    ))
+                })?;
+                if t < version {
+                    return Err(CloudProviderError::Refused(format!(
+                        "--kubernetes-version {v} is older than the cluster's {version}: RKE does not downgrade"
+                    )));
+                }
+                t
+            }
+        };
+        let ccm = ccm_for(&inputs, Distro::Rke, target);
+        let rke = RkeJournaled {
+            cluster_yml: ri.cluster_yml.clone(),
+            apply_command: ri.apply_command.clone(),
+            text_digest: steps::digest_text(&text),
+            control_plane: cp,
+            instance_metadata_hostname: nodes
+                .iter()
+                .all(|n| metadata_hostname(&n.name))
+                .then_some(true),
+        };
+        let mut j = Journaled {
+            distro: Distro::Rke,
+            provider: inputs.provider.clone(),
+            cluster: None,
+            management_kubeconfig: None,
+            rke: Some(rke.clone()),
+            downstream_kubeconfig: inputs.downstream_kubeconfig.clone(),
+            kubernetes_version: inputs.kubernetes_version.clone(),
+            keep_leader_migration: inputs.keep_leader_migration,
+            ccm,
+            state_timeout_secs: inputs.state_timeout_secs,
+            poll_ms: inputs.poll_ms,
+            start: checks::start_of(&facts, version),
+            fields_digest: String::new(),
+            states: Vec::new(),
+        };
+        if report.passed() {
+            j.states = state_plans(&j, Source::Rke(&rke, &text))?;
+        }
+        let plan = build_plan(&j);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        Ok(Planned {
+            checks: report,
+            plan,
+            journaled: j,
+        })
+    }
+}
+
+/// The cloud-controller-manager for a cluster that ends on `target`.
+fn ccm_for(inputs: &Inputs, distro: Distro, target: Version) -> Ccm {
+    let image = inputs
+        .ccm_image
+        .clone()
+        .unwrap_or_else(|| Ccm::default_image(target));
+    let version = image
+        .rsplit_once(':')
+        .and_then(|(_, t)| Version::parse(t))
+        .unwrap_or(target);
+    Ccm {
+        control_plane_label: distro.control_plane_label().into(),
+        image,
+        version,
+        leader_migration: true,
     }
 }
 
@@ -500,8 +829,26 @@ impl Flow for CloudProviderFlow {
         FLOW
     }
 
-    fn hosts(&self, _inputs: &Inputs) -> Vec<HostSpec> {
-        Vec::new()
+    /// RKE: the control-plane nodes of `cluster.yml`, whose kube-controller-manager containers
+    /// ferry reads (a file that cannot be read gives none; the plan then says why).
+    fn hosts(&self, inputs: &Inputs) -> Vec<HostSpec> {
+        let Some(rke) = inputs.rke.as_ref().filter(|_| inputs.distro == Distro::Rke) else {
+            return Vec::new();
+        };
+        let file = rke.cluster_yml.display().to_string();
+        let Ok(text) = std::fs::read_to_string(&rke.cluster_yml) else {
+            return Vec::new();
+        };
+        let key = crate::rke::default_ssh_key(&text);
+        crate::rke::nodes(&file, &text)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter(|n| n.control_plane())
+                    .map(|n| crate::rke::host_spec(n, key.as_deref()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn needs_hosts(&self) -> bool {
@@ -521,9 +868,7 @@ impl Flow for CloudProviderFlow {
         }
         match inputs.distro {
             Distro::Rke2 => self.plan_rke2(inputs, cx).await,
-            Distro::Rke => Err(CloudProviderError::Refused(
-                "--distro rke: not built yet".into(),
-            )),
+            Distro::Rke => self.plan_rke(inputs, cx).await,
         }
     }
 
@@ -551,9 +896,10 @@ impl Flow for CloudProviderFlow {
     }
 
     fn texts(&self, j: &Journaled) -> RunTexts {
-        let what = match &j.cluster {
-            Some(c) => format!("RKE2 cluster {}/{}", c.namespace, c.name),
-            None => format!("{} cluster", j.distro.name()),
+        let what = match (&j.cluster, &j.rke) {
+            (Some(c), _) => format!("RKE2 cluster {}/{}", c.namespace, c.name),
+            (None, Some(r)) => format!("RKE cluster of {}", r.cluster_yml.display()),
+            (None, None) => format!("{} cluster", j.distro.name()),
         };
         RunTexts {
             engine: Texts {

@@ -8,6 +8,7 @@
 //! - [`leader`]: the `LeaderMigrationConfiguration` each controller manager needs, by version.
 //! - [`chart`]: the AWS cloud-controller-manager as installed (HelmChart, values, RBAC).
 //! - [`rke2`]: the fields of Rancher's `Cluster` each state sets.
+//! - [`rke`], [`yaml_edit`]: RKE's `cluster.yml` of each state, edited in place.
 //! - [`facts`], [`checks`]: what the downstream cluster shows, and what each state needs.
 //! - [`flow`], [`steps`]: the plan of states and the steps that move between them.
 
@@ -24,5 +25,5 @@ pub mod yaml_edit;
 pub use facts::Distro;
 pub use flow::{
     CloudProviderError, CloudProviderFlow, ClusterRef, FLOW, Inputs, Journaled, MigrationReport,
-    StatePlan,
+    RkeInputs, RkeJournaled, StatePlan,
 };

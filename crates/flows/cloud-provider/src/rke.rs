@@ -61,7 +61,7 @@ impl Keys {
         })
     }
 
-    fn path<'a>(&self, rest: &[&'a str]) -> Vec<&'a str> {
+    pub fn path<'a>(&self, rest: &[&'a str]) -> Vec<&'a str> {
         let mut p: Vec<&'a str> = self.prefix.into_iter().collect();
         p.extend_from_slice(rest);
         p
@@ -151,6 +151,58 @@ pub fn nodes(file: &str, text: &str) -> Result<Vec<RkeNode>, RkeError> {
         return Err(RkeError::NoControlPlane { file: file.into() });
     }
     Ok(nodes)
+}
+
+/// The container RKE runs the kube-controller-manager in on each control-plane node.
+pub const KCM_CONTAINER: &str = "kube-controller-manager";
+
+/// `ssh_key_path` at the top of `cluster.yml` (RKE's default for nodes without their own).
+pub fn default_ssh_key(text: &str) -> Option<String> {
+    let keys = Keys::of(text).ok()?;
+    let mut path = keys.path(&[]);
+    path.push("ssh_key_path");
+    yaml_edit::get(text, &path)
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// How ferry reaches a node, as `rke up` does: its address, port, user and key (RKE's default
+/// `~/.ssh/id_rsa`). RKE's user runs `docker` without sudo (it is in the docker group), so
+/// ferry does too.
+pub fn host_spec(n: &RkeNode, default_key: Option<&str>) -> ferry_core::hosts::HostSpec {
+    ferry_core::hosts::HostSpec {
+        address: n.address.clone(),
+        port: n.port,
+        user: n.user.clone(),
+        key_path: Some(
+            n.ssh_key_path
+                .clone()
+                .or_else(|| default_key.map(str::to_string))
+                .unwrap_or_else(|| "~/.ssh/id_rsa".into()),
+        ),
+        private_address: None,
+        private_interface: None,
+        bastion: None,
+        sudo: false,
+        known_hosts_policy: Default::default(),
+    }
+}
+
+/// The kube-controller-manager container as `docker inspect` shows it: its arguments (after the
+/// entrypoint) and whether it runs. `None` for output that is not one container's JSON.
+pub fn kcm_of_inspect(json: &str) -> Option<(Vec<String>, bool)> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
+    let c = match &v {
+        serde_json::Value::Array(a) => a.first()?.clone(),
+        o => o.clone(),
+    };
+    let args = c["Args"]
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    Some((args, c["State"]["Running"].as_bool().unwrap_or(false)))
 }
 
 /// The start's checks of `cluster.yml`: the in-tree `aws` provider, no leader migration flag yet.
@@ -298,5 +350,37 @@ cloud_provider:
         )
         .unwrap();
         assert!(s1.ends_with("  services:\n    kube-controller:\n      extra_args:\n        enable-leader-migration: \"true\"\n"), "{s1}");
+    }
+
+    #[test]
+    fn a_node_is_reached_as_rke_reaches_it_and_its_manager_read_from_docker() {
+        let n = nodes("cluster.yml", START).unwrap();
+        let cp = host_spec(&n[0], default_ssh_key(START).as_deref());
+        assert_eq!(
+            (
+                cp.address.as_str(),
+                cp.port,
+                cp.user.as_str(),
+                cp.key_path.as_deref(),
+                cp.sudo
+            ),
+            ("10.0.1.1", 22, "ubuntu", Some("~/.ssh/prod"), false)
+        );
+        let with_default = format!("ssh_key_path: /keys/rke\n{START}");
+        let w = host_spec(&n[1], default_ssh_key(&with_default).as_deref());
+        assert_eq!(
+            (w.name(), w.key_path.as_deref()),
+            ("10.0.2.1:2222".to_string(), Some("/keys/rke"))
+        );
+        assert_eq!(
+            host_spec(&n[1], None).key_path.as_deref(),
+            Some("~/.ssh/id_rsa")
+        );
+        let inspect = r#"[{"Path": "/opt/rke-tools/entrypoint.sh", "Args": ["kube-controller-manager", "--cloud-provider=aws", "--enable-leader-migration=true"], "State": {"Running": true}}]"#;
+        let (args, running) = kcm_of_inspect(inspect).unwrap();
+        assert_eq!(args[1], "--cloud-provider=aws");
+        assert!(running);
+        assert_eq!(kcm_of_inspect("[]"), None);
+        assert_eq!(kcm_of_inspect("Error: No such object"), None);
     }
 }

@@ -22,10 +22,26 @@ use crate::checks::{self, Start};
 use crate::facts::{self, Facts, LeaseFact, UNINITIALIZED};
 use crate::flow::Journaled;
 use crate::leader;
+use crate::rke::{self, RkeMarks};
 use crate::rke2::{self, Fields, Marks};
 
 /// The state directory file with the `Cluster`'s fields at the start.
 pub const START_FIELDS: &str = "cloud-provider-cluster-start.json";
+/// The state directory file with RKE's `cluster.yml` as it was at the start.
+pub const START_YML: &str = "cloud-provider-cluster-start.yml";
+/// The state directory file naming the apply command's process while it runs: a run that
+/// resumes after ferry was killed waits for it rather than starting a second one.
+pub const APPLY_PID: &str = "cloud-provider-apply.pid";
+
+/// RKE's edits of a state, from the state's marks.
+pub fn rke_marks(j: &Journaled, m: Marks) -> RkeMarks {
+    RkeMarks {
+        kcm_flag: m.kcm_flag,
+        external: m.external,
+        instance_metadata_hostname: j.rke.as_ref().and_then(|r| r.instance_metadata_hostname),
+        version: m.version,
+    }
+}
 /// The Role and RoleBinding that let both controller managers use the migration Lease.
 pub const LEASE_ROLE: &str = "ferry:leader-migration";
 /// The kube-controller-manager's identity.
@@ -309,9 +325,16 @@ impl StateStep {
     }
 
     async fn facts(&self) -> Result<Facts, StepError> {
-        facts::gather(self.cx.cluster.as_ref(), self.j.distro)
+        let mut f = facts::gather(self.cx.cluster.as_ref(), self.j.distro)
             .await
-            .map_err(|e| StepError::from(e).context("read the downstream cluster"))
+            .map_err(|e| StepError::from(e).context("read the downstream cluster"))?;
+        if let Some(rke) = &self.j.rke {
+            let conns = crate::flow::rke_connections(&self.cx, &rke.control_plane)?;
+            f.kcm = facts::rke_managers(&conns).await.map_err(|e| {
+                StepError::from(e).context("read the kube-controller-manager containers")
+            })?;
+        }
+        Ok(f)
     }
 
     /// Waits until `missing` finds nothing, polling; transient API errors are waited out too.
@@ -452,6 +475,9 @@ impl StateStep {
 
     /// Keeps the start's fields, once: the object must still hold what the plan read.
     async fn record(&self) -> Result<(), StepError> {
+        if let Some(rke) = &self.j.rke {
+            return self.record_rke(rke);
+        }
         if self.j.cluster.is_none() {
             return Ok(());
         }
@@ -483,6 +509,9 @@ impl StateStep {
 
     /// Sets the `Cluster`'s fields of this step's state (`forward`), or of the state before it.
     async fn move_fields(&self, forward: bool) -> Result<(), StepError> {
+        if self.j.rke.is_some() {
+            return self.move_rke(forward).await;
+        }
         let after = self.kind.marks(&self.j).unwrap_or_default();
         let before = self.kind.marks_before(&self.j).unwrap_or_default();
         if forward {
@@ -540,6 +569,288 @@ impl StateStep {
         Err(StepError::transient(format!(
             "{r} kept changing while ferry set its fields"
         )))
+    }
+
+    fn rke(&self) -> Result<&crate::flow::RkeJournaled, StepError> {
+        self.j
+            .rke
+            .as_ref()
+            .ok_or_else(|| StepError::new("no RKE cluster in the journal"))
+    }
+
+    /// RKE's S0: a copy of `cluster.yml` as it is at the start, once; the file must still be
+    /// what the plan read.
+    fn record_rke(&self, rke: &crate::flow::RkeJournaled) -> Result<(), StepError> {
+        if let Ok(bytes) = self.cx.state.read(START_YML) {
+            if digest_text(&String::from_utf8_lossy(&bytes)) == rke.text_digest {
+                return Ok(());
+            }
+        }
+        let file = rke.cluster_yml.display();
+        let now = std::fs::read_to_string(&rke.cluster_yml)
+            .map_err(|e| StepError::caused(format!("read {file}"), e, false))?;
+        if digest_text(&now) != rke.text_digest {
+            return Err(StepError::new(format!(
+                "{file} changed since the plan was made: plan again"
+            )));
+        }
+        self.cx.state.write(START_YML, now.as_bytes())?;
+        self.log(format!(
+            "S0: {file} kept as it is ({} nodes, {} control-plane, provider IDs and cordon states recorded)",
+            self.start().nodes.len(),
+            self.start().control_plane().len()
+        ));
+        Ok(())
+    }
+
+    /// RKE: `cluster.yml` of this step's state (`forward`) or of the state before it, then the
+    /// apply command, then the cordon states that state keeps (`rke up` uncordons the nodes it
+    /// upgrades). A step that does not change the file (the cloud-controller-manager's) does
+    /// nothing here. The file is only written when it holds one of ferry's states.
+    async fn move_rke(&self, forward: bool) -> Result<(), StepError> {
+        let rke = self.rke()?;
+        let file = rke.cluster_yml.display().to_string();
+        let start = String::from_utf8_lossy(&self.cx.state.read(START_YML)?).into_owned();
+        let text = |m: Marks| {
+            rke::text_at(&file, &start, &rke_marks(&self.j, m))
+                .map_err(|e| StepError::new(e.to_string()))
+        };
+        let after = text(self.kind.marks(&self.j).unwrap_or_default())?;
+        let before = text(self.kind.marks_before(&self.j).unwrap_or_default())?;
+        if after == before {
+            return Ok(());
+        }
+        let (target, state) = if forward {
+            (after, self.kind.state())
+        } else {
+            (before, self.state_before())
+        };
+        let now = std::fs::read_to_string(&rke.cluster_yml)
+            .map_err(|e| StepError::caused(format!("read {file}"), e, false))?;
+        if now != target {
+            let known: Vec<String> = every_marks(&self.j)
+                .into_iter()
+                .map(text)
+                .collect::<Result<_, _>>()?;
+            if !known.contains(&now) {
+                return Err(StepError::new(format!(
+                    "{file} was changed outside ferry: ferry leaves it alone; put it back as it was (the start's copy is {} in the state directory), then `ferry resume` or `ferry rollback`",
+                    START_YML
+                )));
+            }
+            write_atomically(&rke.cluster_yml, &target)
+                .map_err(|e| StepError::caused(format!("write {file}"), e, false))?;
+            self.log(format!("{state}: {file} written"));
+        }
+        self.run_apply(state).await?;
+        // the state's cordon states: the control plane stays cordoned from S2 to S5
+        let cordoned = matches!(self.kind, Kind::Switch);
+        self.put_cordons(state, cordoned).await
+    }
+
+    /// The state the undo of this step goes back to.
+    fn state_before(&self) -> &'static str {
+        match self.kind {
+            Kind::LeaseAccess | Kind::LeaderMigration => "S0",
+            Kind::Cordon => "S1",
+            Kind::CcmInstall => "S2",
+            Kind::Switch => "S3",
+            Kind::CcmMigrationOff => "S4",
+            Kind::Uncordon | Kind::Verify => "S5",
+            Kind::Record => "S0",
+            Kind::Upgrade => "S6",
+        }
+    }
+
+    /// Every node's cordon state as at the start, the control plane cordoned when `cp`.
+    async fn put_cordons(&self, state: &str, cp: bool) -> Result<(), StepError> {
+        let f = self.facts().await?;
+        for n in &self.start().nodes {
+            let want = n.unschedulable || (cp && n.control_plane);
+            let Some(now) = f.node(&n.name) else { continue };
+            if now.unschedulable == want {
+                continue;
+            }
+            if want {
+                self.cx.cluster.cordon(&n.name).await?;
+            } else {
+                self.cx.cluster.uncordon(&n.name).await?;
+            }
+            self.log(format!(
+                "{state}: node {} {} again, as the state keeps it",
+                n.name,
+                if want { "cordoned" } else { "uncordoned" }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the apply command (`sh -c`) in `cluster.yml`'s directory, its output logged line by
+    /// line; waits first for one a killed ferry left running. Fails when it exits non-zero or
+    /// outlasts the state's deadline.
+    async fn run_apply(&self, state: &str) -> Result<(), StepError> {
+        let rke = self.rke()?;
+        self.wait_earlier_apply(state).await?;
+        let dir = rke
+            .cluster_yml
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        self.log(format!("{state}: running `{}`", rke.apply_command));
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&rke.apply_command)
+            .current_dir(&dir)
+            .env("FERRY_CLUSTER_YML", &rke.cluster_yml)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| StepError::caused("start the apply command with sh", e, false))?;
+        let pid = child.id().unwrap_or(0);
+        let group = GroupGuard { pid, done: false };
+        self.cx
+            .state
+            .write(APPLY_PID, process_mark(pid).unwrap_or_default().as_bytes())?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        use tokio::io::AsyncBufReadExt as _;
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(out).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(err).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        drop(tx);
+        let deadline = Duration::from_secs(self.j.state_timeout_secs);
+        let mut last: std::collections::VecDeque<String> = Default::default();
+        let logged = async {
+            while let Some(l) = rx.recv().await {
+                self.log(format!("{state}: apply: {l}"));
+                if last.len() == 5 {
+                    last.pop_front();
+                }
+                last.push_back(l);
+            }
+            child.wait().await
+        };
+        let status = match tokio::time::timeout(deadline, logged).await {
+            Ok(s) => s.map_err(|e| StepError::caused("wait for the apply command", e, false))?,
+            Err(_) => {
+                return Err(StepError::new(format!(
+                    "{state}: `{}` did not finish within {}: stopped",
+                    rke.apply_command,
+                    humanize(self.j.state_timeout_secs)
+                )));
+            }
+        };
+        let mut group = group;
+        group.done = true;
+        let _ = std::fs::remove_file(self.cx.state.path().join(APPLY_PID));
+        if !status.success() {
+            return Err(StepError::new(format!(
+                "{state}: `{}` exited with {}{}",
+                rke.apply_command,
+                status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "a signal".into()),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last.iter().cloned().collect::<Vec<_>>().join(" | "))
+                }
+            )));
+        }
+        self.log(format!(
+            "{state}: `{}` finished in {} s",
+            rke.apply_command,
+            started.elapsed().as_secs()
+        ));
+        Ok(())
+    }
+
+    /// An apply command a killed ferry left running: waited for (up to the state's deadline).
+    async fn wait_earlier_apply(&self, state: &str) -> Result<(), StepError> {
+        let Ok(bytes) = self.cx.state.read(APPLY_PID) else {
+            return Ok(());
+        };
+        let mark = String::from_utf8_lossy(&bytes).trim().to_string();
+        let pid: u32 = mark
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(self.j.state_timeout_secs);
+        let mut said = false;
+        while pid != 0 && process_mark(pid).as_deref() == Some(mark.as_str()) {
+            if !said {
+                self.log(format!(
+                    "{state}: the apply command an earlier run started (process {pid}) still runs: waiting for it"
+                ));
+                said = true;
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::new(format!(
+                    "{state}: the apply command an earlier run started (process {pid}) still runs after {}",
+                    humanize(self.j.state_timeout_secs)
+                )));
+            }
+            tokio::time::sleep(self.poll()).await;
+        }
+        let _ = std::fs::remove_file(self.cx.state.path().join(APPLY_PID));
+        Ok(())
+    }
+
+    /// RKE's cloud-controller-manager: the chart's objects applied by ferry, with or without
+    /// leader migration; a leader migration ConfigMap no longer needed is removed.
+    async fn apply_ccm(&self, state: &str, migration: bool) -> Result<(), StepError> {
+        let mut c = self.ccm();
+        c.leader_migration = migration;
+        let objects = c.objects();
+        for o in &objects {
+            self.cx.cluster.apply(o).await?;
+        }
+        if c.config_map().is_none() {
+            self.delete_ours(&[cm_ref()]).await?;
+        }
+        self.log(format!(
+            "{state}: {} objects of the {} chart applied ({} leader migration)",
+            objects.len(),
+            chart::NAME,
+            if migration { "with" } else { "without" }
+        ));
+        Ok(())
+    }
+
+    /// Deletes each object that carries ferry's label.
+    async fn delete_ours(&self, refs: &[ObjectRef]) -> Result<(), StepError> {
+        for r in refs {
+            let ours = self
+                .cx
+                .cluster
+                .get(r)
+                .await?
+                .is_some_and(|o| o["metadata"]["labels"][chart::MANAGED_BY] == "ferry");
+            if ours && self.cx.cluster.delete(r).await? {
+                self.log(format!("{r} removed"));
+            }
+        }
+        Ok(())
     }
 
     /// Leader migration on: both managers may use the Lease.
@@ -749,12 +1060,24 @@ impl StateStep {
     }
 
     async fn ccm_install(&self) -> Result<(), StepError> {
-        self.move_fields(true).await?;
+        if self.j.rke.is_some() {
+            self.apply_ccm("S3", true).await?;
+        } else {
+            self.move_fields(true).await?;
+        }
         self.ccm_running("S3", true).await
     }
 
     async fn ccm_install_undo(&self) -> Result<(), StepError> {
-        self.move_fields(false).await?;
+        if self.j.rke.is_some() {
+            let mut c = self.ccm();
+            c.leader_migration = true;
+            let mut refs: Vec<ObjectRef> = c.objects().iter().rev().map(object_ref).collect();
+            refs.push(cm_ref());
+            self.delete_ours(&refs).await?;
+        } else {
+            self.move_fields(false).await?;
+        }
         self.wait("S2", |f| async move {
             let m = checks::ccm_gone(&f);
             Ok((f, m))
@@ -889,12 +1212,20 @@ impl StateStep {
     }
 
     async fn ccm_migration_off(&self) -> Result<(), StepError> {
-        self.move_fields(true).await?;
+        if self.j.rke.is_some() {
+            self.apply_ccm("S5", false).await?;
+        } else {
+            self.move_fields(true).await?;
+        }
         self.ccm_running("S5", false).await
     }
 
     async fn ccm_migration_off_undo(&self) -> Result<(), StepError> {
-        self.move_fields(false).await?;
+        if self.j.rke.is_some() {
+            self.apply_ccm("S4", true).await?;
+        } else {
+            self.move_fields(false).await?;
+        }
         self.ccm_running("S4", true).await
     }
 
@@ -925,10 +1256,16 @@ impl StateStep {
             let start = start.clone();
             let want = want.clone();
             async move {
+                let want_v = crate::leader::Version::parse(&want);
                 let mut m: Vec<String> = f
                     .nodes
                     .iter()
-                    .filter(|n| n.kubelet_version != want)
+                    // RKE's `v1.27.16-rancher1-1` is a kubelet's `v1.27.16`
+                    .filter(|n| {
+                        n.kubelet_version != want
+                            && (want_v.is_none()
+                                || crate::leader::Version::parse(&n.kubelet_version) != want_v)
+                    })
                     .map(|n| {
                         format!(
                             "node {} to run {want}: it runs {}",
@@ -951,6 +1288,75 @@ fn humanize(secs: u64) -> String {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
+    }
+}
+
+/// The digest of a text (SHA-256).
+pub fn digest_text(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `path` replaced by `text` at once: a temporary file beside it (same permissions), renamed.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".ferry-tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        std::fs::set_permissions(&tmp, m.permissions())?;
+    }
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `pid` with its start time (`/proc/<pid>/stat`, field 22), so that a recycled pid is not
+/// taken for the process; `None` when it is gone.
+fn process_mark(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces: count from its closing parenthesis
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start = rest.split_whitespace().nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Stops the apply command's process group when its step is dropped before it finished (an
+/// interrupt): the undo then applies the state before.
+struct GroupGuard {
+    pid: u32,
+    done: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.done && self.pid != 0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", self.pid)])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn object_ref(o: &Value) -> ObjectRef {
+    ObjectRef {
+        api_version: o["apiVersion"].as_str().unwrap_or("").into(),
+        kind: o["kind"].as_str().unwrap_or("").into(),
+        namespace: o["metadata"]["namespace"].as_str().map(str::to_string),
+        name: o["metadata"]["name"].as_str().unwrap_or("").into(),
+    }
+}
+
+fn cm_ref() -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some(leader::NAMESPACE.into()),
+        name: leader::CONFIG_MAP.into(),
     }
 }
 

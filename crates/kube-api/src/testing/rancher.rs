@@ -162,6 +162,27 @@ impl RancherDouble {
     }
 }
 
+impl RancherDouble {
+    /// The downstream half alone, for an RKE cluster (no Rancher `Cluster`): what the
+    /// cloud-controller-manager's pods would do (their Leases, taking the migration Lease as
+    /// client-go does, and initialising `uninitialized` nodes with the machines' provider IDs),
+    /// polling every `poll`. The kube-controller-managers are real processes on the hosts then
+    /// (`kcm-standin`, run by `rke-standin`), which take their Leases themselves; this double
+    /// leaves a Lease they hold alone until it runs out. Faults (`keep-taint`) come from the
+    /// ConfigMap [`FAULTS`] in [`NAMESPACE`] of the downstream cluster.
+    pub fn start_cloud(downstream: kube::Client, machines: Vec<Machine>, poll: Duration) -> Self {
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(e) = managers(&downstream, &downstream, &machines).await {
+                    super::real::announce(&format!("cloud double: controller managers: {e}"));
+                }
+                tokio::time::sleep(poll).await;
+            }
+        });
+        RancherDouble { task }
+    }
+}
+
 /// A line on the test's standard error when `FERRY_DOUBLE_DEBUG` is set.
 fn debug(line: &str) {
     if std::env::var_os("FERRY_DOUBLE_DEBUG").is_some() {
