@@ -32,7 +32,9 @@
 //! the test bed provides here (its server reachable from the hosts). Faults on purpose:
 //! `rke-standin.faults` beside `FILE`, one per line: `fail-after NODE` (exit 1 once NODE is
 //! done), `fail-once-after NODE` (the same, and the faults file is removed, so the next run
-//! succeeds), `hang` (never finish: sleep until killed).
+//! succeeds), `hang` (never finish: sleep until killed), `hang-once` (the same, the file
+//! removed). The file is read after the SSH tunnels are set up, so a fault written as the run
+//! starts still strikes it.
 
 #![allow(
     clippy::print_stdout,
@@ -275,11 +277,6 @@ async fn up(config: &Path, log: &Log) -> Result<(), String> {
     let kubeconfig_path = dir.join(format!("kube_config_{name}"));
     let kubeconfig_text = std::fs::read_to_string(&kubeconfig_path)
         .map_err(|e| format!("{}: {e}", kubeconfig_path.display()))?;
-    let faults: Vec<String> = std::fs::read_to_string(dir.join("rke-standin.faults"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
     let version = cfg["kubernetes_version"]
         .as_str()
         .unwrap_or("v1.26.15-rancher1-1")
@@ -316,7 +313,16 @@ async fn up(config: &Path, log: &Log) -> Result<(), String> {
             ));
         }
     }
-    if faults.iter().any(|f| f == "hang") {
+    // read after the tunnels, as late as a fault could strike
+    let faults: Vec<String> = std::fs::read_to_string(dir.join("rke-standin.faults"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if faults.iter().any(|f| f == "hang-once") {
+        let _ = std::fs::remove_file(dir.join("rke-standin.faults"));
+    }
+    if faults.iter().any(|f| f == "hang" || f == "hang-once") {
         log.info("[controlplane] Processing controlplane hosts for upgrade 1 at a time");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(60));
