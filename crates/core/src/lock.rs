@@ -90,6 +90,32 @@ pub struct RunLock {
 }
 
 impl RunLock {
+    /// Who holds the lock of `dir` now, without taking it for longer than a look: `None` when
+    /// nobody does (or there is no lock file).
+    pub fn holder(dir: &Path) -> Result<Option<String>, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        if FileExt::try_lock_exclusive(&file).map_err(io)? {
+            let _ = FileExt::unlock(&file);
+            return Ok(None);
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        Ok(Some(
+            serde_json::from_str::<LockOwner>(&text)
+                .map(|o| o.describe())
+                .unwrap_or_else(|_| "an unknown process".into()),
+        ))
+    }
+
     /// Takes the lock of `dir` (created if missing) for `owner`, or says who holds it.
     pub fn acquire(dir: &Path, owner: &LockOwner) -> Result<Self, LockError> {
         let path = dir.join(LOCK_FILE);
@@ -146,6 +172,9 @@ fn fail(host: &dyn HostExec, what: &str, out: &crate::exec::Output) -> LockError
     }
 }
 
+/// How long a lock directory without an owner file may be a lock being taken.
+pub const OWNERLESS_GRACE: Duration = Duration::from_secs(5);
+
 /// Takes the lock of one host for `owner`. A lock of the same run (a resume or rollback of the
 /// run that took it) or a stale one is taken over; a live lock of another run is refused.
 /// Returns `true` when an existing lock was taken over.
@@ -198,7 +227,11 @@ pub async fn acquire_host(
         }
     };
     let same_run = current.as_ref().is_some_and(|c| c.run_id == owner.run_id);
-    let stale = age.is_some_and(|a| a > stale_after);
+    // A directory without an owner file is a ferry that died between making it and writing the
+    // owner (milliseconds apart), or a lock of an older ferry that let go in two commands: once
+    // it is older than that moment could be, nobody holds it.
+    let ownerless = current.is_none() && !cat.success();
+    let stale = age.is_some_and(|a| a > stale_after || (ownerless && a > OWNERLESS_GRACE));
     if !same_run && !stale {
         let who = current
             .map(|c| c.describe())
@@ -224,21 +257,17 @@ pub async fn refresh_host(host: &dyn HostExec) -> Result<(), LockError> {
     }
 }
 
-/// Removes the host lock.
+/// Removes the host lock: its directory and owner file in one command, so that a ferry killed
+/// while it lets go leaves either the whole lock (taken over as its own by a resume, or as stale
+/// by another run) or nothing, never a directory without an owner.
 pub async fn release_host(host: &dyn HostExec) -> Result<(), LockError> {
     let out = host
-        .run(&Cmd::new("rm").args(["-f", HOST_LOCK_OWNER]).sudo())
-        .await?;
-    if !out.success() {
-        return Err(fail(host, "rm", &out));
-    }
-    let out = host
-        .run(&Cmd::new("rmdir").arg(HOST_LOCK_DIR).sudo())
+        .run(&Cmd::new("rm").args(["-rf", HOST_LOCK_DIR]).sudo())
         .await?;
     if out.success() {
         Ok(())
     } else {
-        Err(fail(host, "rmdir", &out))
+        Err(fail(host, "rm", &out))
     }
 }
 

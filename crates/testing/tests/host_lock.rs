@@ -78,3 +78,41 @@ async fn live_locks_are_refused_stale_ones_taken_over() {
         .unwrap();
     assert_eq!(out.code, Some(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_directory_without_an_owner_is_taken_once_its_maker_cannot_be_alive() {
+    let world = Fixture {
+        managers: 1,
+        workers: 0,
+        ..Fixture::default()
+    }
+    .build();
+    let host = world.state().hosts.keys().next().cloned().unwrap();
+    let h = FakeHost::new(&world, &host, "docker", true);
+    // a ferry killed between the directory and the owner file
+    h.run(&Cmd::new("mkdir").arg(lock::HOST_LOCK_DIR).sudo())
+        .await
+        .unwrap();
+    let e = lock::acquire_host(&h, &owner("r2", 22), HOST_LOCK_STALE)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "host {host} is locked by another ferry run: an unknown run (no readable owner file)"
+        )
+    );
+    tokio::time::advance(lock::OWNERLESS_GRACE + Duration::from_secs(1)).await;
+    assert!(
+        lock::acquire_host(&h, &owner("r2", 22), HOST_LOCK_STALE)
+            .await
+            .unwrap()
+    );
+    // let go in one command: nothing left
+    lock::release_host(&h).await.unwrap();
+    let out = h
+        .run(&Cmd::new("test").args(["-e", lock::HOST_LOCK_DIR]))
+        .await
+        .unwrap();
+    assert_eq!(out.code, Some(1));
+}
