@@ -275,6 +275,7 @@ fn run_case(
         }
         _ => wait(child),
     };
+    mke_bed::keep_journal(&state, &case.name);
     if let Fault::HostKill { host, .. } = &case.fault {
         // ferry has given up on the host: boot it again (the engine starts at boot).
         mke_bed::testbed(&bed.dir, &["start", host]);
@@ -446,7 +447,7 @@ fn every_failure_and_interrupt_on_real_hosts_rolls_back_to_the_exact_start() {
         BY_HASH,
     );
     announce(&format!("chaos: running {how}"));
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut tally = chaos::Tally::new("");
     let mut timings = Vec::new();
     // The shape of what an uninterrupted run leaves, made once, when a resume case needs it.
     let baseline: std::cell::OnceCell<Digest> = std::cell::OnceCell::new();
@@ -483,30 +484,12 @@ fn every_failure_and_interrupt_on_real_hosts_rolls_back_to_the_exact_start() {
         let t = Instant::now();
         let r = run_case(&bed, case, n, &completed);
         timings.push(t.elapsed());
-        match r {
-            Ok(()) => announce(&format!(
-                "chaos: ok   {} ({:.0} s)",
-                case.name,
-                t.elapsed().as_secs_f64()
-            )),
-            Err(e) => {
-                announce(&format!("chaos: FAIL {}", case.name));
-                failed.push((case.name.clone(), e));
-                // The next case starts from fresh MKE 3 nodes.
-                bed.fresh();
-                bed.prepare();
-            }
+        if !tally.case(&case.name, t, r) {
+            // The next case starts from fresh MKE 3 nodes.
+            bed.fresh();
+            bed.prepare();
         }
     }
-    announce(&format!(
-        "chaos: {} cases, {} passed",
-        cases.len(),
-        cases.len() - failed.len()
-    ));
     bed.restore();
-    let report: Vec<String> = failed
-        .iter()
-        .map(|(n, e)| format!("=== {n}\n{e}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", report.join("\n"));
+    tally.finish();
 }

@@ -12,6 +12,7 @@
 
 mod common;
 mod mke_bed;
+mod rancher_bed;
 mod rke_bed;
 
 use std::sync::Mutex;

@@ -23,6 +23,7 @@
 mod chaos;
 mod common;
 mod mke_bed;
+mod rancher_bed;
 mod rke_bed;
 
 use std::path::Path;
@@ -310,32 +311,13 @@ fn every_failure_and_interrupt_of_an_rke_migration_ends_at_s0_or_migrated() {
     let mut bed = Bed::open("the RKE cloud provider migration's fault matrix");
     let (cases, how) = chaos::selected(all_cases(), |c: &Case| c.name.as_str(), &SAMPLE, BY_HASH);
     announce(&format!("rke cloud-provider chaos: running {how}"));
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut tally = chaos::Tally::new("rke cloud-provider ");
     for (n, case) in cases.iter().enumerate() {
         if n > 0 {
             bed.provision();
         }
         let t = Instant::now();
-        match run_case(&bed, case, n) {
-            Ok(()) => announce(&format!(
-                "rke cloud-provider chaos: ok   {} ({:.0} s)",
-                case.name,
-                t.elapsed().as_secs_f64()
-            )),
-            Err(e) => {
-                announce(&format!("rke cloud-provider chaos: FAIL {}", case.name));
-                failed.push((case.name.clone(), e));
-            }
-        }
+        tally.case(&case.name, t, run_case(&bed, case, n));
     }
-    announce(&format!(
-        "rke cloud-provider chaos: {} cases, {} passed",
-        cases.len(),
-        cases.len() - failed.len()
-    ));
-    let report: Vec<String> = failed
-        .iter()
-        .map(|(n, e)| format!("=== {n}\n{e}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", report.join("\n"));
+    tally.finish();
 }

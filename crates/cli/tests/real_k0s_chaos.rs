@@ -293,7 +293,7 @@ fn every_failure_and_interrupt_of_a_k0s_upgrade_gives_back_the_start() {
             })
             .clone()
     };
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut tally = chaos::Tally::new("k0s ");
     for (n, case) in cases.iter().enumerate() {
         if !at_start.get() {
             bed.provision();
@@ -306,26 +306,7 @@ fn every_failure_and_interrupt_of_a_k0s_upgrade_gives_back_the_start() {
             && !matches!(case.fault, Fault::Kill9 { resume: true, .. })
             && bed.versions().iter().all(|v| v == k0s_bed::OLD);
         at_start.set(at_start.get() && rolled_back);
-        match r {
-            Ok(()) => announce(&format!(
-                "k0s chaos: ok   {} ({:.0} s)",
-                case.name,
-                t.elapsed().as_secs_f64()
-            )),
-            Err(e) => {
-                announce(&format!("k0s chaos: FAIL {}", case.name));
-                failed.push((case.name.clone(), e));
-            }
-        }
+        tally.case(&case.name, t, r);
     }
-    announce(&format!(
-        "k0s chaos: {} cases, {} passed",
-        cases.len(),
-        cases.len() - failed.len()
-    ));
-    let report: Vec<String> = failed
-        .iter()
-        .map(|(n, e)| format!("=== {n}\n{e}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", report.join("\n"));
+    tally.finish();
 }

@@ -312,7 +312,7 @@ fn every_failure_and_interrupt_of_a_node_os_replacement_gives_back_the_cluster()
         BY_HASH,
     );
     announce(&format!("node-os chaos: running {how}"));
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut tally = chaos::Tally::new("node-os ");
     let mut fresh_now = true;
     for (n, case) in cases.iter().enumerate() {
         if !fresh_now {
@@ -320,26 +320,7 @@ fn every_failure_and_interrupt_of_a_node_os_replacement_gives_back_the_cluster()
         }
         fresh_now = false;
         let t = Instant::now();
-        match run_case(&bed, case, n) {
-            Ok(()) => announce(&format!(
-                "node-os chaos: ok   {} ({:.0} s)",
-                case.name,
-                t.elapsed().as_secs_f64()
-            )),
-            Err(e) => {
-                announce(&format!("node-os chaos: FAIL {}", case.name));
-                failed.push((case.name.clone(), e));
-            }
-        }
+        tally.case(&case.name, t, run_case(&bed, case, n));
     }
-    announce(&format!(
-        "node-os chaos: {} cases, {} passed",
-        cases.len(),
-        cases.len() - failed.len()
-    ));
-    let report: Vec<String> = failed
-        .iter()
-        .map(|(n, e)| format!("=== {n}\n{e}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", report.join("\n"));
+    tally.finish();
 }

@@ -1,6 +1,7 @@
 //! What the chaos suites on real hosts share (`real_chaos.rs` for `ferry upgrade`,
-//! `real_k0s_chaos.rs` for `ferry k0s upgrade`): which cases run, the journal's records, and
-//! signalling ferry at a step.
+//! `real_k0s_chaos.rs`, `real_node_os_chaos.rs`, `real_cloud_chaos.rs`,
+//! `real_cloud_rke_chaos.rs`): which cases run, the journal's records, signalling ferry at a
+//! step, and the tally.
 //!
 //! Which cases run: `FERRY_CHAOS=all` every case; `FERRY_CHAOS=only:NAME;NAME` the named ones;
 //! otherwise the suite's fixed sample plus some chosen by the commit hash (`FERRY_CHAOS_SEED`,
@@ -11,6 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
+
+use ferry_kube_api::testing::real::announce;
 
 /// A number from the commit hash (or `FERRY_CHAOS_SEED`).
 pub fn seed() -> u64 {
@@ -173,5 +176,60 @@ pub fn said_already_finished(verb: &str, code: Option<i32>, log: &str) -> Result
             "ferry {verb} after a kill -9 that came after the end of the run: exit {code:?}, want 1 and `already finished`\n{}",
             tail(log, 30)
         ))
+    }
+}
+
+/// The tally of a fault matrix: each case announced as `<label> chaos: ok   NAME (T s)` or
+/// `<label> chaos: FAIL NAME`, and at the end `<label> chaos: N cases, P passed`, failing with
+/// every case that went wrong and why.
+pub struct Tally {
+    label: String,
+    cases: usize,
+    failed: Vec<(String, String)>,
+}
+
+impl Tally {
+    pub fn new(label: &str) -> Tally {
+        Tally {
+            label: label.to_string(),
+            cases: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    /// Counts case `name`, started at `started`, that came to `r`; whether it passed.
+    pub fn case(&mut self, name: &str, started: Instant, r: Result<(), String>) -> bool {
+        self.cases += 1;
+        let label = &self.label;
+        match r {
+            Ok(()) => {
+                announce(&format!(
+                    "{label}chaos: ok   {name} ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                ));
+                true
+            }
+            Err(e) => {
+                announce(&format!("{label}chaos: FAIL {name}"));
+                self.failed.push((name.to_string(), e));
+                false
+            }
+        }
+    }
+
+    /// Announces the count and fails listing every case that went wrong.
+    pub fn finish(self) {
+        announce(&format!(
+            "{}chaos: {} cases, {} passed",
+            self.label,
+            self.cases,
+            self.cases - self.failed.len()
+        ));
+        let report: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(n, e)| format!("=== {n}\n{e}"))
+            .collect();
+        assert!(self.failed.is_empty(), "{}", report.join("\n"));
     }
 }

@@ -252,31 +252,8 @@ impl Bed {
         ));
     }
 
-    /// A LoadBalancer Service whose address the cloud's load balancer gave it.
     fn workloads(&self) {
-        let pp = PatchParams::apply("ferry-test").force();
-        self.rt.block_on(async {
-            let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.down.clone());
-            ns.patch(APPS, &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APPS}})))
-                .await
-                .unwrap();
-            let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(self.down.clone(), APPS);
-            svcs.patch(
-                "web",
-                &pp,
-                &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": APPS},
-                    "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})),
-            )
-            .await
-            .unwrap();
-            svcs.patch_status(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"hostname": "web-1234.us-east-1.elb.amazonaws.com"}]}}})),
-            )
-            .await
-            .unwrap();
-        });
+        load_balancer(&self.rt, &self.down);
     }
 
     /// Deletes what a run or an earlier test left: the Cluster, the fault ConfigMap, and in the
@@ -441,6 +418,34 @@ impl Bed {
     pub fn picture(&self) -> Picture {
         Picture::take(self)
     }
+}
+
+/// A LoadBalancer Service `shop/web` in the downstream cluster, whose address the cloud's load
+/// balancer gave it.
+pub fn load_balancer(rt: &tokio::runtime::Runtime, down: &kube::Client) {
+    let pp = PatchParams::apply("ferry-test").force();
+    rt.block_on(async {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(down.clone());
+        ns.patch(APPS, &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APPS}})))
+            .await
+            .unwrap();
+        let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(down.clone(), APPS);
+        svcs.patch(
+            "web",
+            &pp,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": APPS},
+                "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})),
+        )
+        .await
+        .unwrap();
+        svcs.patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"hostname": "web-1234.us-east-1.elb.amazonaws.com"}]}}})),
+        )
+        .await
+        .unwrap();
+    });
 }
 
 /// The cluster as a rollback must give it back.

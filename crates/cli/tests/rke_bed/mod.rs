@@ -34,6 +34,86 @@ pub const APPS: &str = "shop";
 pub const CONTROL_PLANE: [&str; 3] = ["h1", "h2", "h3"];
 pub const WORKER: &str = "h4";
 
+impl Drop for Bed {
+    fn drop(&mut self) {
+        self.double = None;
+        self.leave_hosts();
+    }
+}
+
+/// An object of the downstream cluster: apiVersion, kind, namespace, name.
+type Obj = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// What a migration may add to the downstream cluster (the migration Lease aside): ferry's Role
+/// for the migration Lease, the cloud-controller-manager's objects and its Lease.
+const ADDED: [Obj; 9] = [
+    (
+        "apps/v1",
+        "DaemonSet",
+        Some("kube-system"),
+        "aws-cloud-controller-manager",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        Some("kube-system"),
+        "ferry:leader-migration",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some("kube-system"),
+        "ferry:leader-migration",
+    ),
+    (
+        "v1",
+        "ConfigMap",
+        Some("kube-system"),
+        "aws-cloud-controller-manager-leader-migration",
+    ),
+    (
+        "v1",
+        "ServiceAccount",
+        Some("kube-system"),
+        "cloud-controller-manager",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        None,
+        "system:cloud-controller-manager",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        None,
+        "system:cloud-controller-manager",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some("kube-system"),
+        "cloud-controller-manager:apiserver-authentication-reader",
+    ),
+    (
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("kube-system"),
+        "cloud-controller-manager",
+    ),
+];
+const MIGRATION_LEASE: Obj = (
+    "coordination.k8s.io/v1",
+    "Lease",
+    Some("kube-system"),
+    "cloud-provider-extraction-migration",
+);
+
 pub fn machines() -> Vec<Machine> {
     let m = |name: &str, id: &str, cp: bool| Machine {
         name: name.into(),
@@ -266,29 +346,20 @@ impl Bed {
     }
 
     fn workloads(&self) {
-        let pp = PatchParams::apply("ferry-test").force();
-        self.rt.block_on(async {
-            let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.down.clone());
-            ns.patch(APPS, &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APPS}})))
-                .await
-                .unwrap();
-            let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(self.down.clone(), APPS);
-            svcs.patch(
-                "web",
-                &pp,
-                &Patch::Apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": APPS},
-                    "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})),
-            )
-            .await
-            .unwrap();
-            svcs.patch_status(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"hostname": "web-1234.us-east-1.elb.amazonaws.com"}]}}})),
-            )
-            .await
-            .unwrap();
-        });
+        crate::rancher_bed::load_balancer(&self.rt, &self.down);
+    }
+
+    /// The hosts as the bed found them: no container or file of the RKE cluster left for the
+    /// suites that run after this one.
+    fn leave_hosts(&self) {
+        for m in machines() {
+            let _ = crate::mke_bed::ssh(
+                &self.testbed,
+                &m.name,
+                "docker rm -f kube-controller-manager >/dev/null 2>&1; rm -f /etc/kubernetes/ferry-rke-kubelet-args /etc/kubernetes/ssl/kubecfg-kube-controller-manager.yaml; true",
+                b"",
+            );
+        }
     }
 
     /// Runs `cmd` on host `h` as root.
@@ -303,7 +374,8 @@ impl Bed {
         for m in machines() {
             self.on(
                 &m.name,
-                "docker rm -f kube-controller-manager >/dev/null 2>&1; rm -f /etc/kubernetes/ferry-rke-kubelet-args; true",
+                // a run killed after its end leaves its host locks (taken over only once stale)
+                "docker rm -f kube-controller-manager >/dev/null 2>&1; rm -f /etc/kubernetes/ferry-rke-kubelet-args; rm -rf /run/lock/ferry; true",
             );
         }
         let dp = DeleteParams {
@@ -332,50 +404,7 @@ impl Bed {
             ] {
                 let _ = leases.delete(l, &dp).await;
             }
-            for (api_version, kind, ns, name) in [
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "Role",
-                    Some("kube-system"),
-                    "ferry:leader-migration",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "RoleBinding",
-                    Some("kube-system"),
-                    "ferry:leader-migration",
-                ),
-                (
-                    "v1",
-                    "ConfigMap",
-                    Some("kube-system"),
-                    "aws-cloud-controller-manager-leader-migration",
-                ),
-                (
-                    "v1",
-                    "ServiceAccount",
-                    Some("kube-system"),
-                    "cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRole",
-                    None,
-                    "system:cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRoleBinding",
-                    None,
-                    "system:cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "RoleBinding",
-                    Some("kube-system"),
-                    "cloud-controller-manager:apiserver-authentication-reader",
-                ),
-            ] {
+            for (api_version, kind, ns, name) in ADDED {
                 let _ = dynamic(&self.down, api_version, kind, ns)
                     .await
                     .delete(name, &dp)
@@ -500,7 +529,7 @@ impl Bed {
     }
 
     pub fn picture(&self) -> Picture {
-        Picture::take(self)
+        <Picture as Take>::take(self)
     }
 }
 
@@ -519,14 +548,17 @@ async fn dynamic(
     }
 }
 
-/// The cluster as a rollback must give it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Picture {
-    pub sections: BTreeMap<String, String>,
+/// The cluster as a rollback must give it back: the RKE2 bed's type (sections compared one by
+/// one), taken of this cluster.
+pub use crate::rancher_bed::Picture;
+
+/// This cluster's picture.
+pub trait Take {
+    fn take(bed: &Bed) -> Picture;
 }
 
-impl Picture {
-    pub fn take(bed: &Bed) -> Picture {
+impl Take for Picture {
+    fn take(bed: &Bed) -> Picture {
         let mut s = BTreeMap::new();
         s.insert("cluster.yml".into(), bed.cluster_yml());
         for h in CONTROL_PLANE {
@@ -565,62 +597,7 @@ impl Picture {
                     ),
                 );
             }
-            for (api_version, kind, ns, name) in [
-                (
-                    "apps/v1",
-                    "DaemonSet",
-                    Some("kube-system"),
-                    "aws-cloud-controller-manager",
-                ),
-                (
-                    "coordination.k8s.io/v1",
-                    "Lease",
-                    Some("kube-system"),
-                    "cloud-provider-extraction-migration",
-                ),
-                (
-                    "coordination.k8s.io/v1",
-                    "Lease",
-                    Some("kube-system"),
-                    "cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "Role",
-                    Some("kube-system"),
-                    "ferry:leader-migration",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "RoleBinding",
-                    Some("kube-system"),
-                    "ferry:leader-migration",
-                ),
-                (
-                    "v1",
-                    "ConfigMap",
-                    Some("kube-system"),
-                    "aws-cloud-controller-manager-leader-migration",
-                ),
-                (
-                    "v1",
-                    "ServiceAccount",
-                    Some("kube-system"),
-                    "cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRole",
-                    None,
-                    "system:cloud-controller-manager",
-                ),
-                (
-                    "rbac.authorization.k8s.io/v1",
-                    "ClusterRoleBinding",
-                    None,
-                    "system:cloud-controller-manager",
-                ),
-            ] {
+            for (api_version, kind, ns, name) in ADDED.into_iter().chain([MIGRATION_LEASE]) {
                 let there = dynamic(&bed.down, api_version, kind, ns)
                     .await
                     .get_opt(name)
@@ -644,20 +621,6 @@ impl Picture {
             );
         });
         Picture { sections: s }
-    }
-
-    /// What differs from `other`, one line per section; `None` when nothing does.
-    pub fn diff(&self, other: &Picture) -> Option<String> {
-        let mut out = String::new();
-        let keys: std::collections::BTreeSet<&String> =
-            self.sections.keys().chain(other.sections.keys()).collect();
-        for k in keys {
-            let (a, b) = (self.sections.get(k), other.sections.get(k));
-            if a != b {
-                out.push_str(&format!("{k}:\n  was {a:?}\n  now {b:?}\n"));
-            }
-        }
-        (!out.is_empty()).then_some(out)
     }
 }
 

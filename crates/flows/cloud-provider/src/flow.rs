@@ -511,22 +511,7 @@ impl CloudProviderFlow {
         if let Err(e) = rke2::control_plane_kcm_args(&start_fields) {
             report.push("machine-config", "cluster", Status::Fail, e.to_string());
         }
-        let target = match &inputs.kubernetes_version {
-            None => version,
-            Some(v) => {
-                let t = Version::parse(v).ok_or_else(|| {
-                    CloudProviderError::Refused(format!(
-                        "--kubernetes-version {v:?} is not a Kubernetes version"
-                    ))
-                })?;
-                if t < version {
-                    return Err(CloudProviderError::Refused(format!(
-                        "--kubernetes-version {v} is older than the cluster's {version}: Rancher does not downgrade"
-                    )));
-                }
-                t
-            }
-        };
+        let target = target_version(&inputs, version, "Rancher")?;
         let ccm = ccm_for(&inputs, Distro::Rke2, target);
         let mut j = Journaled {
             distro: Distro::Rke2,
@@ -671,22 +656,7 @@ impl CloudProviderFlow {
                 );
             }
         }
-        let target = match &inputs.kubernetes_version {
-            None => version,
-            Some(v) => {
-                let t = Version::parse(v).ok_or_else(|| {
-                    CloudProviderError::Refused(format!(
-                        "--kubernetes-version {v:?} is not a Kubernetes version"
-                    ))
-                })?;
-                if t < version {
-                    return Err(CloudProviderError::Refused(format!(
-                        "--kubernetes-version {v} is older than the cluster's {version}: RKE does not downgrade"
-                    )));
-                }
-                t
-            }
-        };
+        let target = target_version(&inputs, version, "RKE")?;
         let ccm = ccm_for(&inputs, Distro::Rke, target);
         let rke = RkeJournaled {
             cluster_yml: ri.cluster_yml.clone(),
@@ -725,6 +695,29 @@ impl CloudProviderFlow {
             journaled: j,
         })
     }
+}
+
+/// The version the cluster ends on: `--kubernetes-version`, never older than `version`
+/// (`who` does not downgrade), or `version`.
+fn target_version(
+    inputs: &Inputs,
+    version: Version,
+    who: &str,
+) -> Result<Version, CloudProviderError> {
+    let Some(v) = &inputs.kubernetes_version else {
+        return Ok(version);
+    };
+    let t = Version::parse(v).ok_or_else(|| {
+        CloudProviderError::Refused(format!(
+            "--kubernetes-version {v:?} is not a Kubernetes version"
+        ))
+    })?;
+    if t < version {
+        return Err(CloudProviderError::Refused(format!(
+            "--kubernetes-version {v} is older than the cluster's {version}: {who} does not downgrade"
+        )));
+    }
+    Ok(t)
 }
 
 /// The cloud-controller-manager for a cluster that ends on `target`.
