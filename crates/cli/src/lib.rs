@@ -27,7 +27,7 @@ pub use output::Output;
 #[command(
     name = "ferry",
     version,
-    about = "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k (the configuration converted, RBAC translated), rolling k0s upgrades, node OS replacement, and RKE2's in-tree to out-of-tree AWS cloud provider move; each rolled back on any failure or Ctrl-C.",
+    about = "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k (the configuration converted, RBAC translated), rolling k0s upgrades, node OS replacement, and the in-tree to out-of-tree AWS cloud provider move of RKE2 and RKE clusters; each rolled back on any failure or Ctrl-C.",
     long_about = None
 )]
 pub struct Cli {
@@ -59,8 +59,8 @@ pub enum Command {
     /// Nodes of a k0s cluster: replace every node's operating system without downtime.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
-    /// A Rancher RKE2 cluster on AWS: move it from the in-tree to the out-of-tree cloud provider
-    /// with leader migration.
+    /// A Rancher RKE2 or an RKE cluster on AWS: move it from the in-tree to the out-of-tree
+    /// cloud provider with leader migration.
     #[command(subcommand, name = "cloud-provider")]
     CloudProvider(cmd::cloud::CloudCommand),
     /// Upgrade an MKE 3.7/3.8 cluster to MKE 4k in place, rolling back on any failure or Ctrl-C.
@@ -69,6 +69,11 @@ pub enum Command {
     Resume(cmd::resume::ResumeArgs),
     /// Undo what an interrupted or crashed run did, from its journal.
     Rollback(cmd::rollback::RollbackArgs),
+    /// Draw a run from its journal: a timeline with one row per host (HTML, SVG or JSON).
+    Report(cmd::report::ReportArgs),
+    /// Where a run stands: its phase, per host what is done, in flight and left, the run lock,
+    /// and the command that continues or rolls it back.
+    Status(cmd::report::StatusArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completions(cmd::completions::CompletionsArgs),
 }
@@ -131,7 +136,12 @@ where
         Command::K0s(c) => cmd::k0s::run(&c, rt, out),
         Command::Node(c) => cmd::node::run(&c, rt, out),
         Command::CloudProvider(c) => cmd::cloud::run(&c, rt, out),
+        Command::Report(args) => cmd::report::report(&args, rt, out),
+        Command::Status(args) => cmd::report::status(&args, rt, out),
     };
+    if let Some(p) = out.take_report() {
+        out.info(&format!("Report: {}\n", p.display()));
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -7,6 +7,9 @@ use std::io::Write;
 pub struct Output<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
+    /// The picture of the run this command drove, written into its state directory: named
+    /// last, after the summary.
+    report: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Output<'_> {
@@ -17,7 +20,21 @@ impl std::fmt::Debug for Output<'_> {
 
 impl<'a> Output<'a> {
     pub fn new(out: &'a mut dyn Write, err: &'a mut dyn Write) -> Self {
-        Self { out, err }
+        Self {
+            out,
+            err,
+            report: None,
+        }
+    }
+
+    /// Notes the report file of the run this command drove.
+    pub fn set_report(&mut self, path: std::path::PathBuf) {
+        self.report = Some(path);
+    }
+
+    /// The report file noted, once.
+    pub fn take_report(&mut self) -> Option<std::path::PathBuf> {
+        self.report.take()
     }
 
     /// Writes a result (YAML, JSON, a report) to standard output.

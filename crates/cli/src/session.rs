@@ -421,6 +421,8 @@ where
         .enable_all()
         .build()
         .map_err(DriveError::Runtime)?;
+    let since = std::time::SystemTime::now();
+    let report_dir = state_dir.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let min = match log.log_level {
         LogLevel::Debug => Level::Debug,
@@ -489,6 +491,12 @@ where
         };
         if status {
             out.clear_status();
+        }
+        // the run's picture beside its journal, named after the summary
+        match crate::cmd::report::after_run(&report_dir, since) {
+            Ok(p) => out.set_report(p),
+            Err(w) if !w.is_empty() => out.warn(&w),
+            Err(_) => {}
         }
         r
     })

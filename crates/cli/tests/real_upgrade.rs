@@ -90,6 +90,7 @@ fn ferry_upgrade_moves_a_real_mke3_cluster_to_k0s() {
         .output()
         .unwrap();
     let took = started.elapsed();
+    mke_bed::keep_journal(&state, "completed");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(

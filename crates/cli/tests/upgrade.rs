@@ -201,6 +201,20 @@ fn upgrades_with_the_password_from_the_environment_and_writes_the_config() {
     );
     let yaml = std::fs::read_to_string(env.path("mke4.yaml")).unwrap();
     assert!(yaml.contains("externalAddress: mke.example.com"), "{yaml}");
+    // the run's picture, written beside its journal, named last
+    let report = env.state().join("report.html");
+    assert!(
+        r.stderr
+            .trim_end()
+            .ends_with(&format!("Report: {}", report.display())),
+        "{}",
+        r.stderr
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("completed"),
+        "{html}"
+    );
     // The password is nowhere: outputs, state directory, recorded commands and their data.
     assert!(!r.stdout.contains(PW) && !r.stderr.contains(PW));
     for (p, b) in files_under(env.dir.path()) {
@@ -253,6 +267,9 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
         "{}",
         r.stdout
     );
+    // a dry run writes no journal, so no report either
+    assert!(!env.state().join("report.html").exists());
+    assert!(!r.stderr.contains("Report: "), "{}", r.stderr);
     assert!(
         r.stdout.contains("mke.node.install-k0s on 10.0.1.25"),
         "{}",

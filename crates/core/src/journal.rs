@@ -79,8 +79,105 @@ struct Line {
     v: u32,
     seq: u64,
     unix: u64,
+    /// Milliseconds since the epoch (a line without it, from an older build, counts `unix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
     #[serde(flatten)]
     record: Record,
+}
+
+/// One line of a journal as written: its sequence number, when, and its record (for a picture
+/// of the run: `ferry report`, `ferry status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    /// Milliseconds since the epoch.
+    pub unix_ms: u64,
+    pub record: Record,
+}
+
+/// Every line of the journal in `dir`, in order (a torn last line left out).
+pub fn read_entries(dir: &Path) -> Result<Vec<Entry>, JournalError> {
+    let (lines, path) = read_lines(dir)?;
+    entries(&lines, &path)
+}
+
+/// The entries of a journal's lines; `path` is only named in errors.
+pub fn entries(lines: &[String], path: &Path) -> Result<Vec<Entry>, JournalError> {
+    Ok(parse_lines(lines, path)?
+        .into_iter()
+        .map(|l| Entry {
+            seq: l.seq,
+            unix_ms: l.ms.unwrap_or(l.unix.saturating_mul(1000)),
+            record: l.record,
+        })
+        .collect())
+}
+
+fn read_lines(dir: &Path) -> Result<(Vec<String>, PathBuf), JournalError> {
+    let path = Journal::path_in(dir);
+    let file = File::open(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            JournalError::Missing {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            JournalError::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok((lines, path))
+}
+
+/// The lines of a journal, checked: every one of this format version and well formed but a
+/// torn last one, which is left out.
+fn parse_lines(lines: &[String], path: &Path) -> Result<Vec<Line>, JournalError> {
+    let path = path.to_path_buf();
+    let mut parsed = Vec::new();
+    let count = lines.len();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        // Peek at the version first so that a newer format is reported as such.
+        let raw: Result<Value, _> = serde_json::from_str(l);
+        match raw {
+            Ok(v) => {
+                let ver = v.get("v").and_then(Value::as_u64).unwrap_or(0) as u32;
+                if ver != JOURNAL_VERSION {
+                    return Err(JournalError::Version {
+                        path: path.clone(),
+                        found: ver,
+                    });
+                }
+                let line: Line = serde_json::from_value(v).map_err(|e| JournalError::Corrupt {
+                    path: path.clone(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })?;
+                parsed.push(line);
+            }
+            // A crash in the middle of the last write leaves a partial line: ignore it.
+            Err(_) if i + 1 == count => {}
+            Err(e) => {
+                return Err(JournalError::Corrupt {
+                    path: path.clone(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(parsed)
 }
 
 /// Why the journal cannot be used.
@@ -118,10 +215,10 @@ pub struct Journal {
     seq: u64,
 }
 
-fn now_unix() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -194,10 +291,12 @@ impl Journal {
     /// Appends one record and forces it to disk.
     pub fn append(&mut self, record: Record) -> Result<(), JournalError> {
         self.seq += 1;
+        let ms = now_ms();
         let line = Line {
             v: JOURNAL_VERSION,
             seq: self.seq,
-            unix: now_unix(),
+            unix: ms / 1000,
+            ms: Some(ms),
             record,
         };
         let io = |source| JournalError::Io {
@@ -283,69 +382,15 @@ pub struct Replay {
 impl Replay {
     /// Reads and interprets the journal in `dir`.
     pub fn read(dir: &Path) -> Result<Self, JournalError> {
-        let path = Journal::path_in(dir);
-        let file = File::open(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                JournalError::Missing {
-                    dir: dir.to_path_buf(),
-                }
-            } else {
-                JournalError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
-        let lines: Vec<String> = BufReader::new(file)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let (lines, path) = read_lines(dir)?;
         Self::parse(&lines, &path)
     }
 
     /// Interprets the lines of a journal; `path` is only named in errors. Never panics, whatever
     /// the lines hold.
     pub fn parse(lines: &[String], path: &Path) -> Result<Self, JournalError> {
+        let parsed = parse_lines(lines, path)?;
         let path = path.to_path_buf();
-        let mut parsed = Vec::new();
-        let count = lines.len();
-        for (i, l) in lines.iter().enumerate() {
-            if l.trim().is_empty() {
-                continue;
-            }
-            // Peek at the version first so that a newer format is reported as such.
-            let raw: Result<Value, _> = serde_json::from_str(l);
-            match raw {
-                Ok(v) => {
-                    let ver = v.get("v").and_then(Value::as_u64).unwrap_or(0) as u32;
-                    if ver != JOURNAL_VERSION {
-                        return Err(JournalError::Version {
-                            path: path.clone(),
-                            found: ver,
-                        });
-                    }
-                    let line: Line =
-                        serde_json::from_value(v).map_err(|e| JournalError::Corrupt {
-                            path: path.clone(),
-                            line: i + 1,
-                            reason: e.to_string(),
-                        })?;
-                    parsed.push(line);
-                }
-                // A crash in the middle of the last write leaves a partial line: ignore it.
-                Err(_) if i + 1 == count => {}
-                Err(e) => {
-                    return Err(JournalError::Corrupt {
-                        path: path.clone(),
-                        line: i + 1,
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
         let mut it = parsed.into_iter();
         let first = it.next().ok_or_else(|| JournalError::Corrupt {
             path: path.clone(),

@@ -11,6 +11,7 @@ pub mod k0s;
 pub mod mke3;
 pub mod node;
 pub mod rbac;
+pub mod report;
 pub mod resume;
 pub mod rollback;
 pub mod upgrade;

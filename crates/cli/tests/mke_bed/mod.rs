@@ -39,6 +39,30 @@ pub fn repo(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// With `FERRY_KEEP_JOURNALS=DIR`, a copy of the run's journal in `state` as `DIR/<name>.jsonl`
+/// (the fixtures of `ferry report` come from real runs this way); nothing otherwise.
+pub fn keep_journal(state: &Path, name: &str) {
+    let Some(dir) = std::env::var_os("FERRY_KEEP_JOURNALS") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::copy(
+        state.join("journal.jsonl"),
+        dir.join(format!("{name}.jsonl")),
+    );
+}
+
 /// A binary of another package of the workspace, built beside `ferry`.
 pub fn sibling_binary(name: &str) -> PathBuf {
     let ferry = PathBuf::from(env!("CARGO_BIN_EXE_ferry"));
