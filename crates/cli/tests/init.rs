@@ -808,12 +808,13 @@ fn help_describes_ferry_to_users() {
         .stdout(predicate::str::contains(
             "ferry moves Kubernetes clusters safely: MKE 3.7/3.8 to MKE 4k",
         ))
-        // The jobs that exist today, and not the one that does not (RKE's cluster.yml).
+        // The four jobs, and the run's picture and status.
         .stdout(predicate::str::contains("rolling k0s upgrades"))
         .stdout(predicate::str::contains("node OS replacement"))
         .stdout(predicate::str::contains("cloud-provider"))
-        .stdout(predicate::str::contains("cluster.yml").not())
-        .stdout(predicate::str::contains("RKE ").not())
+        .stdout(predicate::str::contains("RKE2 and RKE clusters"))
+        .stdout(predicate::str::contains("report"))
+        .stdout(predicate::str::contains("status"))
         .stdout(predicate::str::contains("resume"))
         .stdout(predicate::str::contains("completions"));
 }

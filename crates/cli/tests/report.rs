@@ -133,6 +133,27 @@ fn status_says_where_an_interrupted_run_stands_and_what_to_run_next() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["state"], "in-progress");
     assert!(v["rows"].as_array().unwrap().len() >= 5);
+    // a ferry working on the run: its lock named, and nothing to run but waiting
+    let lock = ferry_core::lock::RunLock::acquire(
+        &dir,
+        &ferry_core::lock::LockOwner {
+            owner: "alice@ops-box".into(),
+            pid: 4242,
+            run_id: "r-live".into(),
+            since_unix: 0,
+        },
+    )
+    .unwrap();
+    let r = ferry_run(["status", "--state-dir", &d]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("Run lock: held by alice@ops-box (pid 4242, run r-live)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("is working on this run now: wait for it"), "{}", r.stdout);
+    assert!(!r.stdout.contains("ferry resume --state-dir"), "{}", r.stdout);
+    drop(lock);
     // a completed run: nothing to run next
     let done = state_of(tmp.path(), "mke-completed");
     let r = ferry_run(["status", "--state-dir", done.to_str().unwrap()]);

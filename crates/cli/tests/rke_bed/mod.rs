@@ -356,7 +356,7 @@ impl Bed {
             let _ = crate::mke_bed::ssh(
                 &self.testbed,
                 &m.name,
-                "docker rm -f kube-controller-manager >/dev/null 2>&1; rm -f /etc/kubernetes/ferry-rke-kubelet-args /etc/kubernetes/ssl/kubecfg-kube-controller-manager.yaml; true",
+                "docker rm -f kube-controller-manager >/dev/null 2>&1; rm -f /etc/kubernetes/ferry-rke-kubelet-args /etc/kubernetes/ssl/kubecfg-kube-controller-manager.yaml; rmdir /etc/kubernetes/ssl /etc/kubernetes 2>/dev/null; true",
                 b"",
             );
         }
