@@ -501,3 +501,25 @@ where
         r
     })
 }
+
+/// Asks `what` on the terminal and waits for `yes`; refused (with why) when the answer is
+/// anything else or there is no terminal to ask on.
+pub(crate) fn ask_yes(what: &str) -> Result<(), String> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return Err(format!("{what}; give --yes to go on"));
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{what}.\nType yes to go on: ");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    if line.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(format!("{what}; the answer was not yes"))
+    }
+}

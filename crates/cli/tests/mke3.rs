@@ -315,3 +315,128 @@ fn an_output_directory_that_does_not_exist_fails_before_any_traffic() {
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
     assert!(env.sim.requests().is_empty());
 }
+
+/// `ferry mke3 enable-kdd` against a simulator serving `config`.
+fn kdd_env(config: &str) -> Env {
+    let options = SimOptions {
+        config_toml: config.into(),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start_standalone(generated_model(3, 1, 1, 2), options).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), sim.ca_pem()).unwrap();
+    Env { sim, dir }
+}
+
+fn kdd(env: &Env, extra: &[&str]) -> Run {
+    let mut cmd = common::ferry();
+    cmd.args(["mke3", "enable-kdd", "--mke3-url", &env.sim.url()])
+        .args(["--mke3-admin-username", "admin"])
+        .arg("--mke3-ca-cert")
+        .arg(env.dir.path().join("ca.pem"))
+        .args(extra)
+        .env("MKE3_ADMIN_PASSWORD", SimOptions::default().password);
+    let r = run(&mut cmd);
+    assert!(!r.stdout.contains(&SimOptions::default().password));
+    assert!(!r.stderr.contains(&SimOptions::default().password));
+    r
+}
+
+fn puts(env: &Env) -> usize {
+    env.sim
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT /api/ucp/config-toml"))
+        .count()
+}
+
+const KDD_CONFIG: &str = "# the cluster's config\n[scheduling_configuration]\n  enable_admin_ucp_scheduling = false\n\n[cluster_config]\n  controller_port = 443\n  calico_kdd = false   # etcd today\n  calico_vxlan = false\n";
+
+#[test]
+fn enable_kdd_changes_that_one_key_once_confirmed_and_then_leaves_it_alone() {
+    let env = kdd_env(KDD_CONFIG);
+    // no terminal and no --yes: nothing changes
+    let r = kdd(&env, &[]);
+    r.assert_code(3);
+    assert!(r.stderr.contains("cannot be undone"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("give --yes to go on; nothing changed"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("- calico_kdd = false   # etcd today")
+            || r.stderr.contains("-   calico_kdd = false   # etcd today"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.sim.config_toml(), KDD_CONFIG);
+    assert_eq!(puts(&env), 0);
+    // confirmed
+    let r = kdd(&env, &["--yes"]);
+    r.assert_code(0);
+    assert!(
+        r.stdout
+            .contains("MKE 3 answered: Calico datastore upgrade from etcd to kdd successful"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("read back has cluster_config.calico_kdd = true"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("about 20 seconds per node"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.sim.config_toml(),
+        KDD_CONFIG.replace("calico_kdd = false   # etcd", "calico_kdd = true   # etcd"),
+        "every other byte as it was"
+    );
+    assert_eq!(puts(&env), 1);
+    // already on KDD: left alone
+    let r = kdd(&env, &["--yes"]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("already uses the Kubernetes datastore"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(puts(&env), 1);
+}
+
+#[test]
+fn enable_kdd_leaves_the_config_as_it_was_when_the_server_fails_or_the_file_is_unusable() {
+    let env = kdd_env(KDD_CONFIG);
+    // the GET passes, the PUT fails every time
+    env.sim.inject(
+        Fault::on("/api/ucp/config-toml", FaultKind::Status(500))
+            .skip(1)
+            .times(u32::MAX),
+    );
+    let r = kdd(&env, &["--yes"]);
+    r.assert_code(1);
+    assert!(
+        r.stderr
+            .contains("cannot change the config-toml of the MKE 3 cluster at")
+            && r.stderr.contains("it is as it was"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.sim.config_toml(), KDD_CONFIG);
+    // a config without the table: refused, nothing sent
+    let env = kdd_env("[other]\n  a = 1\n");
+    let r = kdd(&env, &["--yes"]);
+    r.assert_code(3);
+    assert!(
+        r.stderr
+            .contains("has no [cluster_config] table; nothing changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(puts(&env), 0);
+}

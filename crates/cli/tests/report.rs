@@ -147,12 +147,21 @@ fn status_says_where_an_interrupted_run_stands_and_what_to_run_next() {
     let r = ferry_run(["status", "--state-dir", &d]);
     r.assert_code(0);
     assert!(
-        r.stdout.contains("Run lock: held by alice@ops-box (pid 4242, run r-live)"),
+        r.stdout
+            .contains("Run lock: held by alice@ops-box (pid 4242, run r-live)"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("is working on this run now: wait for it"), "{}", r.stdout);
-    assert!(!r.stdout.contains("ferry resume --state-dir"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("is working on this run now: wait for it"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("ferry resume --state-dir"),
+        "{}",
+        r.stdout
+    );
     drop(lock);
     // a completed run: nothing to run next
     let done = state_of(tmp.path(), "mke-completed");

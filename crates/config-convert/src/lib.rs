@@ -20,6 +20,7 @@ pub mod convert;
 mod error;
 pub mod flags;
 pub mod go;
+pub mod kdd;
 pub mod kubelet;
 pub mod mke3;
 pub mod mke4;

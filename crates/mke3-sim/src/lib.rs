@@ -738,10 +738,20 @@ fn route(
                     "not UTF-8",
                 ));
             };
+            // MKE 3 parses the file: invalid TOML is refused and nothing changes
+            if let Err(e) = text.parse::<toml::Table>() {
+                return Answer::Respond(api_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_CONFIG",
+                    &format!("invalid TOML: {e}"),
+                ));
+            }
             let kdd = |t: &str| {
-                t.lines().any(|l| {
-                    let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-                    l == "calico_kdd=true"
+                t.parse::<toml::Table>().ok().is_some_and(|t| {
+                    t.get("cluster_config")
+                        .and_then(|c| c.get("calico_kdd"))
+                        .and_then(toml::Value::as_bool)
+                        == Some(true)
                 })
             };
             let message = if kdd(text) && !kdd(&st.options.config_toml) {

@@ -28,6 +28,43 @@ Both files are written atomically and only once everything was read: a failure l
 and any previous file untouched. The export format is described in docs/formats.md
 (mke3-rbac-export.json); `ferry rbac --from` reads it.")]
     Export(ExportArgs),
+    /// Switch an MKE 3 cluster's Calico to the Kubernetes datastore (KDD), the prerequisite of
+    /// the upgrade: cluster_config.calico_kdd = true in its config-toml, every other byte kept.
+    #[command(after_help = "\
+Reads the config-toml (GET /api/ucp/config-toml), changes only cluster_config.calico_kdd (the
+line is shown before and after; a missing key is added under [cluster_config]), says what the
+switch does, asks for confirmation (type yes; --yes skips the question; without a terminal and
+without --yes nothing is changed and the exit code is 3), PUTs the file, prints MKE 3's answer
+and reads the config-toml back to confirm. A cluster already on KDD is left alone.
+
+The switch cannot be undone. It takes about 20 seconds per node, and while it runs new or
+replacement pods cannot start (running workloads keep their connectivity).
+
+The password is read from MKE3_ADMIN_PASSWORD or asked for on the terminal; TLS as for
+`ferry mke3 export`.")]
+    EnableKdd(EnableKddArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnableKddArgs {
+    /// The MKE 3 manager, e.g. https://mke.example.com (https only).
+    #[arg(long, value_name = "URL")]
+    pub mke3_url: String,
+    /// An MKE 3 administrator.
+    #[arg(long, value_name = "USER")]
+    pub mke3_admin_username: String,
+    /// PEM file of the CA that signed the MKE 3 certificate.
+    #[arg(long, value_name = "PEM")]
+    pub mke3_ca_cert: Option<PathBuf>,
+    /// Do not verify the MKE 3 certificate (anyone on the path can read the password).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// Seconds allowed for one request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Do not ask: the switch is confirmed.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +110,12 @@ enum ExportError {
         #[source]
         source: Mke3Error,
     },
+    #[error("cannot change the config-toml of the MKE 3 cluster at {url}: it is as it was")]
+    Write {
+        url: String,
+        #[source]
+        source: Mke3Error,
+    },
 }
 
 impl ExportError {
@@ -90,6 +133,7 @@ impl ExportError {
 pub fn run(c: &Mke3Command, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     match c {
         Mke3Command::Export(args) => export(args, rt, out),
+        Mke3Command::EnableKdd(args) => enable_kdd(args, rt, out),
     }
 }
 
@@ -195,4 +239,117 @@ fn export(args: &ExportArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, C
         config_path.display()
     ));
     Ok(exit::code(exit::Ending::Done))
+}
+
+/// What `ferry mke3 enable-kdd` came to.
+enum Kdd {
+    Already,
+    Refused(ferry_config_convert::kdd::KddError),
+    NotConfirmed(String),
+    Done { answer: String },
+    NotApplied { answer: String, now: String },
+}
+
+fn enable_kdd(args: &EnableKddArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
+    use ferry_config_convert::kdd;
+    let ca = match &args.mke3_ca_cert {
+        Some(p) => Some(fsio::read_text_input(p)?.into_bytes()),
+        None => None,
+    };
+    let password = password(rt, None, out)?;
+    if args.insecure_skip_tls_verify {
+        out.warn("TLS verification of the MKE 3 API is OFF (--insecure-skip-tls-verify): the connection can be intercepted");
+    }
+    let mut options = Options::new(args.mke3_url.clone());
+    options.ca_cert_pem = ca;
+    options.insecure_skip_tls_verify = args.insecure_skip_tls_verify;
+    options.timeout = Duration::from_secs(args.timeout);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    let url = args.mke3_url.clone();
+    let username = args.mke3_admin_username.clone();
+    let yes = args.yes;
+    let result = runtime.block_on(async {
+        let client = Mke3Client::login(options, &username, &password)
+            .await
+            .map_err(|source| ExportError::Client {
+                url: url.clone(),
+                source,
+            })?;
+        let read = |source| ExportError::Read {
+            url: url.clone(),
+            source,
+        };
+        let text = client.config_toml().await.map_err(read)?;
+        let edit = match kdd::enable(&text) {
+            Ok(e) => e,
+            Err(kdd::KddError::AlreadyKdd) => return Ok(Kdd::Already),
+            Err(e) => return Ok(Kdd::Refused(e)),
+        };
+        out.info(&format!(
+            "config-toml line {}: cluster_config.calico_kdd to true\n{}+ {}\n",
+            edit.line,
+            edit.before
+                .as_deref()
+                .map(|b| format!("- {b}\n"))
+                .unwrap_or_default(),
+            edit.after
+        ));
+        let what = "Switching Calico from etcd to the Kubernetes datastore (KDD) cannot be undone. It takes about 20 seconds per node, and while it runs new or replacement pods cannot start (running workloads keep their connectivity)";
+        if !yes {
+            if let Err(e) = crate::session::ask_yes(what) {
+                return Ok(Kdd::NotConfirmed(e));
+            }
+        } else {
+            out.warn(&format!("{what}; confirmed with --yes"));
+        }
+        let answer = client
+            .put_config_toml(&edit.text)
+            .await
+            .map_err(|source| ExportError::Write {
+                url: url.clone(),
+                source,
+            })?;
+        let now = client.config_toml().await.map_err(read)?;
+        Ok::<_, ExportError>(match kdd::calico_kdd(&now) {
+            Ok(Some(true)) => Kdd::Done { answer },
+            other => Kdd::NotApplied {
+                answer,
+                now: match other {
+                    Ok(v) => format!("{v:?}"),
+                    Err(e) => e.to_string(),
+                },
+            },
+        })
+    });
+    match result {
+        Err(e) => {
+            out.error(&e);
+            Ok(e.exit_code())
+        }
+        Ok(Kdd::Already) => {
+            out.result("Calico already uses the Kubernetes datastore (cluster_config.calico_kdd = true): nothing changed\n");
+            Ok(exit::code(exit::Ending::Done))
+        }
+        Ok(Kdd::Refused(e)) => Err(CliError::Blocked(format!(
+            "{url}: {e}; nothing changed",
+            url = args.mke3_url
+        ))),
+        Ok(Kdd::NotConfirmed(why)) => Err(CliError::Blocked(format!("{why}; nothing changed"))),
+        Ok(Kdd::Done { answer }) => {
+            out.result(&format!(
+                "MKE 3 answered: {answer}\nThe config-toml read back has cluster_config.calico_kdd = true.\n"
+            ));
+            Ok(exit::code(exit::Ending::Done))
+        }
+        Ok(Kdd::NotApplied { answer, now }) => {
+            out.error(&CliError::Internal(format!(
+                "MKE 3 answered {answer:?}, but the config-toml read back has cluster_config.calico_kdd {now}"
+            )));
+            Ok(exit::code(exit::Ending::Failed))
+        }
+    }
 }

@@ -188,25 +188,7 @@ impl Confirm for AskOrYes {
             hosts.len(),
             hosts.join(", ")
         );
-        use std::io::{BufRead as _, IsTerminal as _, Write as _};
-        if !std::io::stdin().is_terminal() {
-            return Err(format!(
-                "{what}; give --yes to go on (--dry-run shows every step)"
-            ));
-        }
-        let mut err = std::io::stderr();
-        let _ = write!(err, "{what}.\nType yes to go on: ");
-        let _ = err.flush();
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| format!("cannot read the answer: {e}"))?;
-        if line.trim() == "yes" {
-            Ok(())
-        } else {
-            Err(format!("{what}; the answer was not yes"))
-        }
+        crate::session::ask_yes(&format!("{what} (--dry-run shows every step)"))
     }
 }
 
