@@ -874,3 +874,49 @@ fn unknown_flag_and_bad_values_exit_2() {
     ferry().assert().code(2).stdout("");
     ferry().arg("frobnicate").assert().code(2);
 }
+
+#[test]
+fn registry_ca_files_go_into_the_configuration_and_bad_ones_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3Jh\nZmVycnk=\n-----END CERTIFICATE-----\n";
+    let ca = dir.path().join("registry-ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let out = ferry()
+        .args(["init", "--image-registry", "registry.example.com/mke"])
+        .arg("--image-registry-ca-file")
+        .arg(&ca)
+        .arg("--chart-registry-ca-file")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let regs = &yaml["spec"]["registries"];
+    assert_eq!(regs["imageRegistry"]["caData"].as_str(), Some(pem));
+    assert_eq!(regs["chartRegistry"]["caData"].as_str(), Some(pem));
+    // not PEM, and missing: exit 2 naming the file, nothing written
+    let bad = dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let config_out = dir.path().join("mke4.yaml");
+    for (file, want) in [
+        (bad.clone(), "not-a-cert.pem: not a PEM certificate"),
+        (dir.path().join("missing.pem"), "missing.pem"),
+    ] {
+        let out = ferry()
+            .args(["init", "--image-registry-ca-file"])
+            .arg(&file)
+            .arg("--config-out")
+            .arg(&config_out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!config_out.exists());
+    }
+}

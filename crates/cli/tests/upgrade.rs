@@ -626,3 +626,22 @@ fn on_a_terminal_a_progress_line_shows_the_phase_the_hosts_and_the_window() {
     assert_eq!(r.code, exit::OK, "{}", r.stderr);
     assert!(!r.stderr.contains('\r'), "{}", r.stderr);
 }
+
+#[test]
+fn a_registry_ca_file_that_is_not_pem_is_refused_before_anything_is_contacted() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    let bad = env.path("registry-ca.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let bad = bad.display().to_string();
+    let r = env.upgrade(&["--chart-registry-ca-file", &bad]);
+    assert_eq!(r.code, exit::USAGE, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("registry-ca.pem: not a PEM certificate"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.world.digest(), start);
+    assert!(env.world.calls().is_empty(), "{:?}", env.world.calls());
+}

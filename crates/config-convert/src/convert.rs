@@ -148,6 +148,12 @@ fn apply_options(c: &mut MkeConfig, o: &Options) {
     if let Some(r) = &o.chart_registry {
         spec.registries.chart_registry.url = r.clone();
     }
+    if let Some(ca) = &o.image_registry_ca {
+        spec.registries.image_registry.ca_data = Some(ca.clone());
+    }
+    if let Some(ca) = &o.chart_registry_ca {
+        spec.registries.chart_registry.ca_data = Some(ca.clone());
+    }
     spec.airgap.enabled = o.airgapped;
 }
 

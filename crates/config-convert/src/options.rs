@@ -36,6 +36,10 @@ pub struct Options {
     pub image_registry: Option<String>,
     /// `--chart-registry`: `registries.chartRegistry.url` (`oci://...`).
     pub chart_registry: Option<String>,
+    /// `--image-registry-ca-file`'s content: `registries.imageRegistry.caData` (PEM).
+    pub image_registry_ca: Option<String>,
+    /// `--chart-registry-ca-file`'s content: `registries.chartRegistry.caData` (PEM).
+    pub chart_registry_ca: Option<String>,
     /// `--mke3-airgapped`: `airgap.enabled`; needs both registries.
     pub airgapped: bool,
     /// Target MKE 4k version (`spec.version`), one of [`crate::mke4::SUPPORTED_VERSIONS`].
@@ -57,6 +61,8 @@ impl Default for Options {
             external_address: None,
             image_registry: None,
             chart_registry: None,
+            image_registry_ca: None,
+            chart_registry_ca: None,
             airgapped: false,
             version: crate::mke4::DEFAULT_VERSION.to_string(),
             hosts: Vec::new(),
@@ -100,6 +106,14 @@ impl Options {
                 )));
             }
         }
+        for (flag, pem) in [
+            ("--image-registry-ca-file", &self.image_registry_ca),
+            ("--chart-registry-ca-file", &self.chart_registry_ca),
+        ] {
+            if let Some(why) = pem.as_deref().and_then(pem_certificate_problem) {
+                return Err(Error::InvalidOption(format!("invalid {flag}: {why}")));
+            }
+        }
         if self.airgapped && (self.image_registry.is_none() || self.chart_registry.is_none()) {
             return Err(Error::InvalidOption(
                 "--mke3-airgapped requires --image-registry and --chart-registry".to_string(),
@@ -112,6 +126,33 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// What makes `text` not a PEM file of certificates (`None` when it is one): at least one
+/// `CERTIFICATE` block, each of base64 text, and nothing else but blank lines or other PEM
+/// blocks' explanatory text outside them.
+pub fn pem_certificate_problem(text: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut blocks = 0;
+    let mut rest = text;
+    while let Some(i) = rest.find(BEGIN) {
+        let after = &rest[i + BEGIN.len()..];
+        let Some(j) = after.find(END) else {
+            return Some(format!("certificate {} has no {END} line", blocks + 1));
+        };
+        let body: String = after[..j].chars().filter(|c| !c.is_whitespace()).collect();
+        let base64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
+        if body.is_empty() || body.len() % 4 != 0 || !body.chars().all(base64) {
+            return Some(format!("certificate {} is not base64", blocks + 1));
+        }
+        blocks += 1;
+        rest = &after[j + END.len()..];
+    }
+    if blocks == 0 {
+        return Some(format!("not a PEM certificate (no {BEGIN} line)"));
+    }
+    None
 }
 
 fn valid_external_address(a: &str) -> bool {
@@ -143,6 +184,57 @@ mod tests {
 
     fn err(o: Options) -> String {
         o.validate().unwrap_err().to_string()
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3Jh\nZmVycnk=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn registry_cas_must_be_pem_certificates_and_go_to_ca_data() {
+        assert_eq!(pem_certificate_problem(PEM), None);
+        assert_eq!(
+            pem_certificate_problem(&format!("# ours\n{PEM}{PEM}")),
+            None
+        );
+        assert_eq!(
+            pem_certificate_problem("hello"),
+            Some("not a PEM certificate (no -----BEGIN CERTIFICATE----- line)".into())
+        );
+        assert_eq!(
+            pem_certificate_problem(
+                "-----BEGIN CERTIFICATE-----\nabc$\n-----END CERTIFICATE-----\n"
+            ),
+            Some("certificate 1 is not base64".into())
+        );
+        assert_eq!(
+            pem_certificate_problem(&PEM.replace("-----END CERTIFICATE-----\n", "")),
+            Some("certificate 1 has no -----END CERTIFICATE----- line".into())
+        );
+        assert_eq!(
+            err(Options {
+                chart_registry_ca: Some("hello".into()),
+                ..Options::default()
+            }),
+            "invalid --chart-registry-ca-file: not a PEM certificate (no -----BEGIN CERTIFICATE----- line)"
+        );
+        let o = Options {
+            image_registry: Some("registry.example.com/mke".into()),
+            image_registry_ca: Some(PEM.into()),
+            chart_registry_ca: Some(PEM.into()),
+            ..Options::default()
+        };
+        let c = crate::default_with_options(&o).unwrap();
+        assert_eq!(
+            c.spec.registries.image_registry.ca_data.as_deref(),
+            Some(PEM)
+        );
+        assert_eq!(
+            c.spec.registries.chart_registry.ca_data.as_deref(),
+            Some(PEM)
+        );
+        assert_eq!(
+            c.spec.registries.image_registry.url,
+            "registry.example.com/mke"
+        );
     }
 
     #[test]

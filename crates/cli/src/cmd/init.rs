@@ -35,6 +35,14 @@ pub struct TargetArgs {
     /// Registry of the MKE 4k charts (`oci://...`, no trailing slash).
     #[arg(long, value_name = "OCI_REGISTRY")]
     pub chart_registry: Option<String>,
+    /// PEM file of the CA that signed the image registry's certificate
+    /// (registries.imageRegistry.caData).
+    #[arg(long, value_name = "PEM")]
+    pub image_registry_ca_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the chart registry's certificate
+    /// (registries.chartRegistry.caData).
+    #[arg(long, value_name = "PEM")]
+    pub chart_registry_ca_file: Option<PathBuf>,
     /// The cluster has no internet access: needs --image-registry and --chart-registry.
     #[arg(long)]
     pub mke3_airgapped: bool,
@@ -44,27 +52,50 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The conversion options for these flags and `external_address`.
-    pub fn options(&self, external_address: Option<&str>) -> Options {
-        Options {
+    /// The conversion options for these flags and `external_address`; the CA files read and
+    /// checked (a file that is not PEM certificates is named with its problem).
+    pub fn options(&self, external_address: Option<&str>) -> Result<Options, CliError> {
+        let (image_registry_ca, chart_registry_ca) = self.ca_data()?;
+        Ok(Options {
             external_address: external_address.map(str::to_string),
             image_registry: self.image_registry.clone(),
             chart_registry: self.chart_registry.clone(),
+            image_registry_ca,
+            chart_registry_ca,
             airgapped: self.mke3_airgapped,
             version: self.mke4_version.clone(),
             ..Options::default()
-        }
+        })
+    }
+
+    /// The registries' CA files' contents, each checked to be PEM certificates.
+    pub fn ca_data(&self) -> Result<(Option<String>, Option<String>), CliError> {
+        let read = |p: &Option<PathBuf>| -> Result<Option<String>, CliError> {
+            let Some(p) = p else { return Ok(None) };
+            let text = fsio::read_text_input(p)?;
+            match convert::options::pem_certificate_problem(&text) {
+                None => Ok(Some(text)),
+                Some(why) => Err(CliError::Input {
+                    path: p.clone(),
+                    problem: why,
+                }),
+            }
+        };
+        Ok((
+            read(&self.image_registry_ca_file)?,
+            read(&self.chart_registry_ca_file)?,
+        ))
     }
 }
 
 impl InitArgs {
-    fn options(&self) -> Options {
-        Options {
+    fn options(&self) -> Result<Options, CliError> {
+        Ok(Options {
             // An offline conversion of an old export (UCP 3.x has no calico_kdd key) is useful;
             // the missing key is reported as a warning. An explicit `false` still blocks.
             allow_missing_calico_kdd: true,
-            ..self.target.options(self.external_address.as_deref())
-        }
+            ..self.target.options(self.external_address.as_deref())?
+        })
     }
 }
 
@@ -85,7 +116,7 @@ pub(crate) fn conversion_error(path: &Path, e: &convert::Error) -> CliError {
 }
 
 pub fn run(args: &InitArgs, out: &mut Output<'_>) -> Result<u8, CliError> {
-    let options = args.options();
+    let options = args.options()?;
     let Some(path) = &args.mke3_config else {
         let config =
             convert::default_with_options(&options).map_err(|e| CliError::Usage(e.to_string()))?;

@@ -172,6 +172,7 @@ pub fn run_upgrade_with(
     };
     inputs.image_registry = args.target.image_registry.clone();
     inputs.chart_registry = args.target.chart_registry.clone();
+    (inputs.image_registry_ca, inputs.chart_registry_ca) = args.target.ca_data()?;
     inputs.mke3_airgapped = args.target.mke3_airgapped;
     inputs.mke4_version = args.target.mke4_version.clone();
     inputs.force = args.force;
@@ -197,7 +198,7 @@ pub fn run_upgrade_with(
     };
     // Validate the options before asking for anything.
     args.target
-        .options(Some(external))
+        .options(Some(external))?
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let access = if args.dry_run {

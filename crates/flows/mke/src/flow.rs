@@ -59,6 +59,12 @@ pub struct Inputs {
     pub host_order: HostOrder,
     pub image_registry: Option<String>,
     pub chart_registry: Option<String>,
+    /// The registries' CA (PEM), as `--image-registry-ca-file` and `--chart-registry-ca-file`
+    /// gave it (a CA certificate is no secret).
+    #[serde(default)]
+    pub image_registry_ca: Option<String>,
+    #[serde(default)]
+    pub chart_registry_ca: Option<String>,
     pub mke3_airgapped: bool,
     pub force: bool,
     pub checks: CheckOptions,
@@ -80,6 +86,8 @@ impl Inputs {
             host_order: HostOrder::default(),
             image_registry: None,
             chart_registry: None,
+            image_registry_ca: None,
+            chart_registry_ca: None,
             mke3_airgapped: false,
             force: false,
             checks: CheckOptions::default(),
@@ -107,6 +115,8 @@ impl Inputs {
             external_address: Some(self.external_address.clone()),
             image_registry: self.image_registry.clone(),
             chart_registry: self.chart_registry.clone(),
+            image_registry_ca: self.image_registry_ca.clone(),
+            chart_registry_ca: self.chart_registry_ca.clone(),
             airgapped: self.mke3_airgapped,
             version: self.mke4_version.clone(),
             hosts: hosts
