@@ -231,6 +231,10 @@ fn dry_run(t: &DryRun<'_>) {
         s(ca),
         "--state-dir",
         s(state),
+        "--gateway-http-node-port",
+        "33000",
+        "--gateway-https-node-port",
+        "33001",
         // The testbed hosts share this machine's 2 cores and its memory.
         "--skip-cpu-cores-check",
         "--skip-total-memory-check",

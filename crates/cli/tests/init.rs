@@ -920,3 +920,75 @@ fn registry_ca_files_go_into_the_configuration_and_bad_ones_are_refused_naming_t
         assert!(!config_out.exists());
     }
 }
+
+#[test]
+fn gateway_node_ports_go_into_the_configuration_and_bad_ones_are_refused() {
+    let out = ferry()
+        .args([
+            "init",
+            "--gateway-http-node-port",
+            "33100",
+            "--gateway-https-node-port",
+            "33101",
+            "--remove-ingress-nginx",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        yaml["spec"]["gatewayMKEIngress"]["nodePorts"]["http"].as_i64(),
+        Some(33100)
+    );
+    assert_eq!(
+        yaml["spec"]["gatewayMKEIngress"]["nodePorts"]["https"].as_i64(),
+        Some(33101)
+    );
+    assert_eq!(
+        yaml["spec"]["ingressController"]["enabled"].as_bool(),
+        Some(false)
+    );
+    for (args, want) in [
+        (
+            vec!["--gateway-http-node-port", "0"],
+            "--gateway-http-node-port",
+        ),
+        (
+            vec!["--gateway-http-node-port", "70000"],
+            "--gateway-http-node-port",
+        ),
+        (
+            vec!["--gateway-http-node-port", "30080"],
+            "outside network.nodePortRange 32768-35535",
+        ),
+        (
+            vec![
+                "--gateway-http-node-port",
+                "33000",
+                "--gateway-https-node-port",
+                "33000",
+            ],
+            "they must differ",
+        ),
+        (
+            vec![
+                "--gateway-https-node-port",
+                "33001",
+                "--mke4-version",
+                "v4.1.2",
+            ],
+            "need MKE 4k v4.1.3 or later",
+        ),
+    ] {
+        let out = ferry().arg("init").args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}

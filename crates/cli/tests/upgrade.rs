@@ -158,6 +158,10 @@ impl Env {
             &state,
             "--max-unavailable",
             "2",
+            "--gateway-http-node-port",
+            "33000",
+            "--gateway-https-node-port",
+            "33001",
         ];
         args.extend(extra);
         self.run(&args)
@@ -435,6 +439,10 @@ fn the_binary_goes_on_to_the_real_apis_for_a_run_a_dry_run_a_resume_and_a_rollba
             env.state().to_str().unwrap(),
             "--mke3-url",
             "https://127.0.0.1:1",
+            "--gateway-http-node-port",
+            "33000",
+            "--gateway-https-node-port",
+            "33001",
         ]);
         c.args(extra);
         c.output().unwrap()
@@ -644,4 +652,37 @@ fn a_registry_ca_file_that_is_not_pem_is_refused_before_anything_is_contacted() 
     );
     assert_eq!(env.world.digest(), start);
     assert!(env.world.calls().is_empty(), "{:?}", env.world.calls());
+}
+
+#[test]
+fn an_upgrade_to_4_1_5_needs_the_gateway_node_ports_unless_ingress_nginx_goes() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    let hosts = env.path("hosts.yaml").display().to_string();
+    let base = [
+        "upgrade",
+        "--hosts-path",
+        &hosts,
+        "--mke3-admin-username",
+        "admin",
+        "--external-address",
+        "mke.example.com:33001",
+        "--dry-run",
+    ];
+    let r = env.run(&base);
+    assert_eq!(r.code, exit::USAGE, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("needs --gateway-http-node-port and --gateway-https-node-port")
+            && r.stderr
+                .contains("missing: --gateway-http-node-port, --gateway-https-node-port"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.world.digest(), start);
+    let mut with = base.to_vec();
+    with.push("--remove-ingress-nginx");
+    let r = env.run(&with);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
 }

@@ -129,6 +129,9 @@ pub fn default_with_options(options: &Options) -> Result<MkeConfig, Error> {
     options.validate()?;
     let mut c = MkeConfig::defaults(&options.version)?;
     apply_options(&mut c, options);
+    if let Some(p) = options.gateway_port_problem(&c.spec.network.node_port_range) {
+        return Err(Error::InvalidOption(p));
+    }
     Ok(c)
 }
 
@@ -155,6 +158,17 @@ fn apply_options(c: &mut MkeConfig, o: &Options) {
         spec.registries.chart_registry.ca_data = Some(ca.clone());
     }
     spec.airgap.enabled = o.airgapped;
+    if let Some(g) = spec.gateway_mke_ingress.as_mut() {
+        if let Some(p) = o.gateway_http_node_port {
+            g.node_ports.http = i64::from(p);
+        }
+        if let Some(p) = o.gateway_https_node_port {
+            g.node_ports.https = i64::from(p);
+        }
+    }
+    if o.remove_ingress_nginx {
+        spec.ingress_controller.enabled = false;
+    }
 }
 
 /// Analyses `text` and converts it, returning the full report even when the conversion must be
@@ -1177,6 +1191,13 @@ impl Cx<'_> {
 
     fn apply_options(&mut self, c: &mut MkeConfig) {
         apply_options(c, self.options);
+        // the MKE 3 cluster's node port range comes with the conversion
+        if let Some(p) = self
+            .options
+            .gateway_port_problem(&c.spec.network.node_port_range)
+        {
+            self.blockers.push(p);
+        }
     }
 
     fn hosts(&mut self, c: &mut MkeConfig) {

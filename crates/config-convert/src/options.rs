@@ -42,6 +42,15 @@ pub struct Options {
     pub chart_registry_ca: Option<String>,
     /// `--mke3-airgapped`: `airgap.enabled`; needs both registries.
     pub airgapped: bool,
+    /// `--gateway-http-node-port`: `gatewayMKEIngress.nodePorts.http` (4.1.3+).
+    pub gateway_http_node_port: Option<u16>,
+    /// `--gateway-https-node-port`: `gatewayMKEIngress.nodePorts.https` (4.1.3+).
+    pub gateway_https_node_port: Option<u16>,
+    /// `--remove-ingress-nginx`: `ingressController.enabled: false`.
+    pub remove_ingress_nginx: bool,
+    /// An MKE 3 upgrade (not an offline conversion): from 4.1.5 both gateway node ports are
+    /// required unless ingress-nginx is removed.
+    pub upgrade: bool,
     /// Target MKE 4k version (`spec.version`), one of [`crate::mke4::SUPPORTED_VERSIONS`].
     pub version: String,
     /// Hosts for `spec.hosts`; empty for an offline conversion.
@@ -64,6 +73,10 @@ impl Default for Options {
             image_registry_ca: None,
             chart_registry_ca: None,
             airgapped: false,
+            gateway_http_node_port: None,
+            gateway_https_node_port: None,
+            remove_ingress_nginx: false,
+            upgrade: false,
             version: crate::mke4::DEFAULT_VERSION.to_string(),
             hosts: Vec::new(),
             redact_reports: true,
@@ -124,7 +137,64 @@ impl Options {
                 version: self.version.clone(),
             });
         }
+        self.validate_gateway()
+    }
+
+    /// The 4.1.5 gateway flags: on a version with the Envoy gateway, two different ports, and
+    /// both given for an upgrade unless ingress-nginx is removed.
+    fn validate_gateway(&self) -> Result<(), Error> {
+        let (http, https) = (self.gateway_http_node_port, self.gateway_https_node_port);
+        if (http.is_some() || https.is_some()) && !crate::mke4::has_4_1_3_fields(&self.version) {
+            return Err(Error::InvalidOption(format!(
+                "--gateway-http-node-port and --gateway-https-node-port need MKE 4k v4.1.3 or later (the Envoy gateway); --mke4-version is {}",
+                self.version
+            )));
+        }
+        if let (Some(a), Some(b)) = (http, https) {
+            if a == b {
+                return Err(Error::InvalidOption(format!(
+                    "--gateway-http-node-port and --gateway-https-node-port are both {a}: they must differ"
+                )));
+            }
+        }
+        let from_4_1_5 = !matches!(
+            self.version.as_str(),
+            "v4.1.0" | "v4.1.1" | "v4.1.2" | "v4.1.3" | "v4.1.4"
+        );
+        if self.upgrade && from_4_1_5 && !self.remove_ingress_nginx {
+            let missing: Vec<&str> = [
+                ("--gateway-http-node-port", http),
+                ("--gateway-https-node-port", https),
+            ]
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(f, _)| *f)
+            .collect();
+            if !missing.is_empty() {
+                return Err(Error::InvalidOption(format!(
+                    "an upgrade from MKE 3 to MKE 4k {} needs --gateway-http-node-port and --gateway-https-node-port (the Envoy gateway's node ports, inside network.nodePortRange), unless --remove-ingress-nginx is given; missing: {}",
+                    self.version,
+                    missing.join(", ")
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// A gateway node port outside `range` (`network.nodePortRange`, `low-high`).
+    pub fn gateway_port_problem(&self, range: &str) -> Option<String> {
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi): (u32, u32) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+        [
+            ("--gateway-http-node-port", self.gateway_http_node_port),
+            ("--gateway-https-node-port", self.gateway_https_node_port),
+        ]
+        .iter()
+        .find_map(|(flag, p)| {
+            p.filter(|p| !(lo..=hi).contains(&u32::from(*p))).map(|p| {
+                format!("{flag} {p} is outside network.nodePortRange {range}: the node port cannot be allocated")
+            })
+        })
     }
 }
 
@@ -234,6 +304,67 @@ mod tests {
         assert_eq!(
             c.spec.registries.image_registry.url,
             "registry.example.com/mke"
+        );
+    }
+
+    #[test]
+    fn the_gateway_flags_of_4_1_5_are_checked_and_carried() {
+        let gw = |http, https| Options {
+            gateway_http_node_port: http,
+            gateway_https_node_port: https,
+            ..Options::default()
+        };
+        // an offline conversion may leave them out; an upgrade to 4.1.5 may not
+        assert!(gw(None, None).validate().is_ok());
+        let upgrade = Options {
+            upgrade: true,
+            ..gw(Some(33000), None)
+        };
+        assert_eq!(
+            err(upgrade.clone()),
+            "an upgrade from MKE 3 to MKE 4k v4.1.5 needs --gateway-http-node-port and --gateway-https-node-port (the Envoy gateway's node ports, inside network.nodePortRange), unless --remove-ingress-nginx is given; missing: --gateway-https-node-port"
+        );
+        assert!(
+            Options {
+                remove_ingress_nginx: true,
+                ..upgrade.clone()
+            }
+            .validate()
+            .is_ok()
+        );
+        assert!(
+            Options {
+                version: "v4.1.3".into(),
+                ..upgrade
+            }
+            .validate()
+            .is_ok()
+        );
+        assert_eq!(
+            err(gw(Some(33000), Some(33000))),
+            "--gateway-http-node-port and --gateway-https-node-port are both 33000: they must differ"
+        );
+        assert!(
+            err(Options {
+                version: "v4.1.2".into(),
+                ..gw(Some(33000), Some(33001))
+            })
+            .contains("need MKE 4k v4.1.3 or later")
+        );
+        // carried, and checked against the node port range
+        let c = crate::default_with_options(&Options {
+            remove_ingress_nginx: true,
+            ..gw(Some(33100), Some(33101))
+        })
+        .unwrap();
+        let g = c.spec.gateway_mke_ingress.unwrap();
+        assert_eq!((g.node_ports.http, g.node_ports.https), (33100, 33101));
+        assert!(!c.spec.ingress_controller.enabled);
+        assert_eq!(
+            crate::default_with_options(&gw(Some(30080), Some(33101)))
+                .unwrap_err()
+                .to_string(),
+            "--gateway-http-node-port 30080 is outside network.nodePortRange 32768-35535: the node port cannot be allocated"
         );
     }
 

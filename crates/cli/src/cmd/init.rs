@@ -46,6 +46,16 @@ pub struct TargetArgs {
     /// The cluster has no internet access: needs --image-registry and --chart-registry.
     #[arg(long)]
     pub mke3_airgapped: bool,
+    /// The Envoy gateway's HTTP node port (gatewayMKEIngress.nodePorts.http, 4.1.3+); with
+    /// --gateway-https-node-port required by an upgrade to 4.1.5 unless --remove-ingress-nginx.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub gateway_http_node_port: Option<u16>,
+    /// The Envoy gateway's HTTPS node port (gatewayMKEIngress.nodePorts.https, 4.1.3+).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub gateway_https_node_port: Option<u16>,
+    /// Do not carry ingress-nginx over (ingressController.enabled: false).
+    #[arg(long)]
+    pub remove_ingress_nginx: bool,
     /// Target MKE 4k version.
     #[arg(long, value_name = "VERSION", default_value = convert::mke4::DEFAULT_VERSION)]
     pub mke4_version: String,
@@ -63,6 +73,9 @@ impl TargetArgs {
             image_registry_ca,
             chart_registry_ca,
             airgapped: self.mke3_airgapped,
+            gateway_http_node_port: self.gateway_http_node_port,
+            gateway_https_node_port: self.gateway_https_node_port,
+            remove_ingress_nginx: self.remove_ingress_nginx,
             version: self.mke4_version.clone(),
             ..Options::default()
         })

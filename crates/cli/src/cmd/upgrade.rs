@@ -174,6 +174,9 @@ pub fn run_upgrade_with(
     inputs.chart_registry = args.target.chart_registry.clone();
     (inputs.image_registry_ca, inputs.chart_registry_ca) = args.target.ca_data()?;
     inputs.mke3_airgapped = args.target.mke3_airgapped;
+    inputs.gateway_http_node_port = args.target.gateway_http_node_port;
+    inputs.gateway_https_node_port = args.target.gateway_https_node_port;
+    inputs.remove_ingress_nginx = args.target.remove_ingress_nginx;
     inputs.mke4_version = args.target.mke4_version.clone();
     inputs.force = args.force;
     inputs.checks = CheckOptions {
@@ -197,8 +200,9 @@ pub fn run_upgrade_with(
         },
     };
     // Validate the options before asking for anything.
-    args.target
-        .options(Some(external))?
+    let mut options = args.target.options(Some(external))?;
+    options.upgrade = true;
+    options
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let access = if args.dry_run {

@@ -542,6 +542,10 @@ impl Bed {
             config_out.to_str().unwrap(),
             "--max-unavailable",
             "1",
+            "--gateway-http-node-port",
+            "33000",
+            "--gateway-https-node-port",
+            "33001",
             // The hosts share this machine's 2 cores and its memory.
             "--skip-cpu-cores-check",
             "--skip-total-memory-check",

@@ -65,6 +65,13 @@ pub struct Inputs {
     pub image_registry_ca: Option<String>,
     #[serde(default)]
     pub chart_registry_ca: Option<String>,
+    /// The Envoy gateway's node ports and whether ingress-nginx is left behind (4.1.5 flags).
+    #[serde(default)]
+    pub gateway_http_node_port: Option<u16>,
+    #[serde(default)]
+    pub gateway_https_node_port: Option<u16>,
+    #[serde(default)]
+    pub remove_ingress_nginx: bool,
     pub mke3_airgapped: bool,
     pub force: bool,
     pub checks: CheckOptions,
@@ -88,6 +95,9 @@ impl Inputs {
             chart_registry: None,
             image_registry_ca: None,
             chart_registry_ca: None,
+            gateway_http_node_port: None,
+            gateway_https_node_port: None,
+            remove_ingress_nginx: false,
             mke3_airgapped: false,
             force: false,
             checks: CheckOptions::default(),
@@ -117,6 +127,11 @@ impl Inputs {
             chart_registry: self.chart_registry.clone(),
             image_registry_ca: self.image_registry_ca.clone(),
             chart_registry_ca: self.chart_registry_ca.clone(),
+            gateway_http_node_port: self.gateway_http_node_port,
+            gateway_https_node_port: self.gateway_https_node_port,
+            remove_ingress_nginx: self.remove_ingress_nginx,
+            // the 4.1.5 requirement of both node ports is the command line's (ferry upgrade
+            // checks it); a library caller gets the configuration's default ports
             airgapped: self.mke3_airgapped,
             version: self.mke4_version.clone(),
             hosts: hosts
