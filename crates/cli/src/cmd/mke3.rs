@@ -137,6 +137,36 @@ pub fn run(c: &Mke3Command, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, Cl
     }
 }
 
+/// What a call to MKE 3 needs: the client's options (CA, TLS, timeout), the password (from
+/// MKE3_ADMIN_PASSWORD or the terminal) and a runtime; TLS off is said as a warning.
+fn connection(
+    url: &str,
+    ca_cert: Option<&Path>,
+    insecure: bool,
+    timeout: u64,
+    rt: &Runtime,
+    out: &mut Output<'_>,
+) -> Result<(Options, ferry_core::Secret<String>, tokio::runtime::Runtime), CliError> {
+    let ca = match ca_cert {
+        Some(p) => Some(fsio::read_text_input(p)?.into_bytes()),
+        None => None,
+    };
+    let password = password(rt, None, out)?;
+    if insecure {
+        out.warn("TLS verification of the MKE 3 API is OFF (--insecure-skip-tls-verify): the connection can be intercepted");
+    }
+    let mut options = Options::new(url.to_string());
+    options.ca_cert_pem = ca;
+    options.insecure_skip_tls_verify = insecure;
+    options.timeout = Duration::from_secs(timeout);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    Ok((options, password, runtime))
+}
+
 fn config_out(args: &ExportArgs) -> PathBuf {
     match &args.config_out {
         Some(p) => p.clone(),
@@ -175,24 +205,14 @@ fn export(args: &ExportArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, C
     // Fail before any traffic when the files could not be written anyway.
     check_writable_dir(&args.out)?;
     check_writable_dir(&config_path)?;
-    let ca = match &args.mke3_ca_cert {
-        Some(p) => Some(fsio::read_text_input(p)?.into_bytes()),
-        None => None,
-    };
-    let password = password(rt, None, out)?;
-    if args.insecure_skip_tls_verify {
-        out.warn("TLS verification of the MKE 3 API is OFF (--insecure-skip-tls-verify): the connection can be intercepted");
-    }
-    let mut options = Options::new(args.mke3_url.clone());
-    options.ca_cert_pem = ca;
-    options.insecure_skip_tls_verify = args.insecure_skip_tls_verify;
-    options.timeout = Duration::from_secs(args.timeout);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    let (options, password, runtime) = connection(
+        &args.mke3_url,
+        args.mke3_ca_cert.as_deref(),
+        args.insecure_skip_tls_verify,
+        args.timeout,
+        rt,
+        out,
+    )?;
     let url = args.mke3_url.clone();
     let username = args.mke3_admin_username.clone();
     let page_size = args.page_size;
@@ -252,23 +272,14 @@ enum Kdd {
 
 fn enable_kdd(args: &EnableKddArgs, rt: &Runtime, out: &mut Output<'_>) -> Result<u8, CliError> {
     use ferry_config_convert::kdd;
-    let ca = match &args.mke3_ca_cert {
-        Some(p) => Some(fsio::read_text_input(p)?.into_bytes()),
-        None => None,
-    };
-    let password = password(rt, None, out)?;
-    if args.insecure_skip_tls_verify {
-        out.warn("TLS verification of the MKE 3 API is OFF (--insecure-skip-tls-verify): the connection can be intercepted");
-    }
-    let mut options = Options::new(args.mke3_url.clone());
-    options.ca_cert_pem = ca;
-    options.insecure_skip_tls_verify = args.insecure_skip_tls_verify;
-    options.timeout = Duration::from_secs(args.timeout);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    let (options, password, runtime) = connection(
+        &args.mke3_url,
+        args.mke3_ca_cert.as_deref(),
+        args.insecure_skip_tls_verify,
+        args.timeout,
+        rt,
+        out,
+    )?;
     let url = args.mke3_url.clone();
     let username = args.mke3_admin_username.clone();
     let yes = args.yes;
