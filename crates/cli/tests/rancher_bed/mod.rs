@@ -306,9 +306,8 @@ impl Bed {
             let site: Api<ConfigMap> = Api::namespaced(self.down.clone(), "default");
             let _ = site.delete("site-settings", &dp).await;
             let nodes: Api<Node> = Api::all(self.down.clone());
-            for m in machines() {
-                let _ = nodes.delete(&m.name, &dp).await;
-            }
+            // the RKE bed's nodes too: the downstream cluster is shared by both beds
+            clear_nodes(&self.down).await;
             let node_leases: Api<k8s_openapi::api::coordination::v1::Lease> =
                 Api::namespaced(self.down.clone(), "kube-node-lease");
             eventually(
@@ -418,6 +417,52 @@ impl Bed {
     pub fn picture(&self) -> Picture {
         Picture::take(self)
     }
+}
+
+/// Every Node of the downstream cluster and its kube-node-lease Lease deleted, whichever bed
+/// (RKE2's or RKE's) registered it: a node of the other bed would be a node of this cluster.
+pub async fn clear_nodes(down: &kube::Client) {
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let nodes: Api<Node> = Api::all(down.clone());
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(down.clone(), "kube-node-lease");
+    eventually(
+        "no Node left in the downstream cluster",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = nodes
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect();
+            let held: Vec<String> = leases
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .filter_map(|l| l.metadata.name)
+                .collect();
+            for n in &names {
+                let _ = nodes.delete(n, &dp).await;
+            }
+            for l in &held {
+                let _ = leases.delete(l, &dp).await;
+            }
+            if names.is_empty() && held.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: nodes {names:?}, leases {held:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// A LoadBalancer Service `shop/web` in the downstream cluster, whose address the cloud's load

@@ -411,9 +411,8 @@ impl Bed {
                     .await;
             }
             let nodes: Api<Node> = Api::all(self.down.clone());
-            for m in machines() {
-                let _ = nodes.delete(&m.name, &dp).await;
-            }
+            // the RKE2 bed's nodes too: the downstream cluster is shared by both beds
+            crate::rancher_bed::clear_nodes(&self.down).await;
             let node_leases: Api<k8s_openapi::api::coordination::v1::Lease> =
                 Api::namespaced(self.down.clone(), "kube-node-lease");
             eventually(

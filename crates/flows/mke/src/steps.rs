@@ -407,6 +407,44 @@ fn sudo(program: &str, args: &[&str]) -> Cmd {
     Cmd::new(program).args(args.iter().copied()).sudo()
 }
 
+/// `tar ARGS` that tries again when a file changed while it was read: the node is still a swarm
+/// manager while its data is archived, and the swarm's raft log may take a write at that moment
+/// (GNU tar then exits 1, "file changed as we read it", and the archive's copy of that file may be
+/// torn). A few tries, a moment apart; a file that keeps changing fails the step as before.
+async fn archive(
+    h: &dyn HostExec,
+    args: &[&str],
+    log: &(dyn Fn(String) + Send + Sync),
+) -> Result<(), StepError> {
+    const TRIES: u32 = 5;
+    let tar = sudo("tar", args);
+    let mut out = h.run(&tar).await?;
+    for _ in 1..TRIES {
+        let changed =
+            out.code == Some(1) && out.stderr_text().contains("file changed as we read it");
+        if !changed {
+            break;
+        }
+        log(format!(
+            "[{}] a file changed while it was archived ({}); archiving again",
+            h.host(),
+            out.stderr_text().trim()
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        out = h.run(&tar).await?;
+    }
+    if out.success() {
+        Ok(())
+    } else {
+        Err(StepError::new(format!(
+            "{}: `{tar}` exited with {}: {}",
+            h.host(),
+            out.code.map_or("a signal".to_string(), |c| c.to_string()),
+            out.stderr_text().trim()
+        )))
+    }
+}
+
 fn lines(o: &Output) -> Vec<String> {
     o.stdout_text()
         .lines()
@@ -942,7 +980,8 @@ impl MkeStep {
         if !paths.is_empty() {
             let mut args = vec!["-C", "/var/lib/docker", "-czf", HOST_ARCHIVE];
             args.extend(paths.iter().map(String::as_str));
-            ok(h, sudo("tar", &args)).await?;
+            let log = |m: String| self.cx.log().info(m);
+            archive(h, &args, &log).await?;
         }
         if !r.containers.is_empty() {
             let mut args = vec!["container", "rm", "-f"];
@@ -1146,4 +1185,74 @@ pub fn summary(state: &StateDir, mke3_version: &str) -> Result<(String, String),
     let rbac = read_text(state, RBAC_SUMMARY_FILE)?;
     let yaml = read_text(state, MKE4_FILE)?;
     Ok((crate::summary::assemble(&config, &rbac, mke3_version), yaml))
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+    use ferry_core::exec::ExecError;
+    use std::sync::Mutex;
+
+    /// A host whose `tar` finds a changing file the first `changing` times.
+    #[derive(Debug)]
+    struct Host {
+        changing: Mutex<u32>,
+        runs: Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl HostExec for Host {
+        fn host(&self) -> &str {
+            "10.0.0.1"
+        }
+        async fn run(&self, _cmd: &Cmd) -> Result<Output, ExecError> {
+            *self.runs.lock().unwrap() += 1;
+            let mut left = self.changing.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Ok(Output {
+                    code: Some(1),
+                    stdout: Vec::new(),
+                    stderr:
+                        b"tar: swarm/raft/wal-v3-encrypted/0000.wal: file changed as we read it"
+                            .to_vec(),
+                });
+            }
+            Ok(Output {
+                code: Some(0),
+                ..Output::default()
+            })
+        }
+        async fn put_file(&self, _: &str, _: &[u8], _: &FileSpec) -> Result<(), ExecError> {
+            Ok(())
+        }
+        async fn close(&self) -> Result<(), ExecError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_that_changed_while_archived_is_archived_again_a_few_times() {
+        let said = Mutex::new(Vec::new());
+        let log = |m: String| said.lock().unwrap().push(m);
+        let h = Host {
+            changing: Mutex::new(2),
+            runs: Mutex::new(0),
+        };
+        archive(&h, &["-czf", "a.tgz", "swarm"], &log)
+            .await
+            .unwrap();
+        assert_eq!(*h.runs.lock().unwrap(), 3);
+        assert_eq!(said.lock().unwrap().len(), 2);
+        // a file that keeps changing fails the step, naming the command and tar's words
+        let h = Host {
+            changing: Mutex::new(99),
+            runs: Mutex::new(0),
+        };
+        let e = archive(&h, &["-czf", "a.tgz", "swarm"], &log)
+            .await
+            .unwrap_err();
+        assert_eq!(*h.runs.lock().unwrap(), 5);
+        assert!(e.to_string().contains("file changed as we read it"), "{e}");
+    }
 }
