@@ -448,7 +448,6 @@ fn every_failure_and_interrupt_on_real_hosts_rolls_back_to_the_exact_start() {
     );
     announce(&format!("chaos: running {how}"));
     let mut tally = chaos::Tally::new("");
-    let mut timings = Vec::new();
     // The shape of what an uninterrupted run leaves, made once, when a resume case needs it.
     let baseline: std::cell::OnceCell<Digest> = std::cell::OnceCell::new();
     let completed = || {
@@ -483,7 +482,6 @@ fn every_failure_and_interrupt_on_real_hosts_rolls_back_to_the_exact_start() {
         }
         let t = Instant::now();
         let r = run_case(&bed, case, n, &completed);
-        timings.push(t.elapsed());
         if !tally.case(&case.name, t, r) {
             // The next case starts from fresh MKE 3 nodes.
             bed.fresh();

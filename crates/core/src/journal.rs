@@ -114,7 +114,8 @@ pub fn entries(lines: &[String], path: &Path) -> Result<Vec<Entry>, JournalError
         .collect())
 }
 
-fn read_lines(dir: &Path) -> Result<(Vec<String>, PathBuf), JournalError> {
+/// The journal's lines in `dir` and its path, for [`Replay::parse`] and [`entries`] of one read.
+pub fn read_lines(dir: &Path) -> Result<(Vec<String>, PathBuf), JournalError> {
     let path = Journal::path_in(dir);
     let file = File::open(&path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {

@@ -103,10 +103,7 @@ impl Layout {
         let rows_top = 78;
         let plot = (LABELS + 8, WIDTH - NOT_RUN - 12);
         let span_ms = t.end_ms.max(1000);
-        let x = |ms: u64| -> u32 {
-            let w = u64::from(plot.1 - plot.0);
-            plot.0 + u32::try_from(ms.min(span_ms) * w / span_ms).unwrap_or(0)
-        };
+        let x = |ms: u64| x_at(plot, span_ms, ms);
         let row_y = |name: &str| -> u32 {
             let i = t.rows.iter().position(|r| r == name).unwrap_or(0);
             rows_top + u32::try_from(i).unwrap_or(0) * ROW
@@ -171,9 +168,14 @@ impl Layout {
     }
 
     fn x(&self, ms: u64) -> u32 {
-        let w = u64::from(self.plot.1 - self.plot.0);
-        self.plot.0 + u32::try_from(ms.min(self.span_ms) * w / self.span_ms).unwrap_or(0)
+        x_at(self.plot, self.span_ms, ms)
     }
+}
+
+/// The x of `ms` on a plot from `plot.0` to `plot.1` standing for `span_ms`.
+fn x_at(plot: (u32, u32), span_ms: u64, ms: u64) -> u32 {
+    let w = u64::from(plot.1 - plot.0);
+    plot.0 + u32::try_from(ms.min(span_ms) * w / span_ms).unwrap_or(0)
 }
 
 /// Text for XML: `&`, `<`, `>`, `"` escaped.

@@ -63,8 +63,10 @@ pub enum StatusError {
 impl Status {
     /// The status of the run in `dir`.
     pub fn of(dir: &Path) -> Result<Status, StatusError> {
-        let replay = Replay::read(dir)?;
-        let entries = ferry_core::journal::read_entries(dir)?;
+        // one read of the journal for both views of it
+        let (lines, path) = ferry_core::journal::read_lines(dir)?;
+        let replay = Replay::parse(&lines, &path)?;
+        let entries = ferry_core::journal::entries(&lines, &path)?;
         let timeline = Timeline::of(&entries)?;
         let lock_holder = RunLock::holder(dir)?;
         let phase_of = replay.plan.phase_of();

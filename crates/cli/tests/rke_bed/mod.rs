@@ -528,7 +528,7 @@ impl Bed {
     }
 
     pub fn picture(&self) -> Picture {
-        <Picture as Take>::take(self)
+        take(self)
     }
 }
 
@@ -552,75 +552,69 @@ async fn dynamic(
 pub use crate::rancher_bed::Picture;
 
 /// This cluster's picture.
-pub trait Take {
-    fn take(bed: &Bed) -> Picture;
-}
-
-impl Take for Picture {
-    fn take(bed: &Bed) -> Picture {
-        let mut s = BTreeMap::new();
-        s.insert("cluster.yml".into(), bed.cluster_yml());
-        for h in CONTROL_PLANE {
-            s.insert(format!("kube-controller-manager on {h}"), bed.kcm_args(h));
-        }
-        bed.rt.block_on(async {
-            let nodes: Api<Node> = Api::all(bed.down.clone());
-            for n in nodes.list(&ListParams::default()).await.unwrap().items {
-                let name = n.metadata.name.clone().unwrap_or_default();
-                let spec = n.spec.clone().unwrap_or_default();
-                let taints: Vec<String> = spec
-                    .taints
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{}={}:{}",
-                            t.key,
-                            t.value.clone().unwrap_or_default(),
-                            t.effect
-                        )
-                    })
-                    .collect();
-                s.insert(
-                    format!("Node {name}"),
-                    format!(
-                        "providerID {:?} unschedulable {} labels {:?} taints {:?} kubelet {}",
-                        spec.provider_id.unwrap_or_default(),
-                        spec.unschedulable.unwrap_or(false),
-                        n.metadata.labels.unwrap_or_default(),
-                        taints,
-                        n.status
-                            .and_then(|s| s.node_info)
-                            .map(|i| i.kubelet_version)
-                            .unwrap_or_default()
-                    ),
-                );
-            }
-            for (api_version, kind, ns, name) in ADDED.into_iter().chain([MIGRATION_LEASE]) {
-                let there = dynamic(&bed.down, api_version, kind, ns)
-                    .await
-                    .get_opt(name)
-                    .await
-                    .unwrap()
-                    .is_some();
-                s.insert(
-                    format!(
-                        "{kind} {}{name}",
-                        ns.map(|n| format!("{n}/")).unwrap_or_default()
-                    ),
-                    if there { "present" } else { "absent" }.into(),
-                );
-            }
-            let svcs: Api<k8s_openapi::api::core::v1::Service> =
-                Api::namespaced(bed.down.clone(), APPS);
-            let web = svcs.get("web").await.unwrap();
-            s.insert(
-                "Service shop/web".into(),
-                serde_json::to_string(&web.status.and_then(|s| s.load_balancer)).unwrap(),
-            );
-        });
-        Picture { sections: s }
+fn take(bed: &Bed) -> Picture {
+    let mut s = BTreeMap::new();
+    s.insert("cluster.yml".into(), bed.cluster_yml());
+    for h in CONTROL_PLANE {
+        s.insert(format!("kube-controller-manager on {h}"), bed.kcm_args(h));
     }
+    bed.rt.block_on(async {
+        let nodes: Api<Node> = Api::all(bed.down.clone());
+        for n in nodes.list(&ListParams::default()).await.unwrap().items {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let spec = n.spec.clone().unwrap_or_default();
+            let taints: Vec<String> = spec
+                .taints
+                .unwrap_or_default()
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}={}:{}",
+                        t.key,
+                        t.value.clone().unwrap_or_default(),
+                        t.effect
+                    )
+                })
+                .collect();
+            s.insert(
+                format!("Node {name}"),
+                format!(
+                    "providerID {:?} unschedulable {} labels {:?} taints {:?} kubelet {}",
+                    spec.provider_id.unwrap_or_default(),
+                    spec.unschedulable.unwrap_or(false),
+                    n.metadata.labels.unwrap_or_default(),
+                    taints,
+                    n.status
+                        .and_then(|s| s.node_info)
+                        .map(|i| i.kubelet_version)
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        for (api_version, kind, ns, name) in ADDED.into_iter().chain([MIGRATION_LEASE]) {
+            let there = dynamic(&bed.down, api_version, kind, ns)
+                .await
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_some();
+            s.insert(
+                format!(
+                    "{kind} {}{name}",
+                    ns.map(|n| format!("{n}/")).unwrap_or_default()
+                ),
+                if there { "present" } else { "absent" }.into(),
+            );
+        }
+        let svcs: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(bed.down.clone(), APPS);
+        let web = svcs.get("web").await.unwrap();
+        s.insert(
+            "Service shop/web".into(),
+            serde_json::to_string(&web.status.and_then(|s| s.load_balancer)).unwrap(),
+        );
+    });
+    Picture { sections: s }
 }
 
 /// The `Value` of a JSON text, for assertions.

@@ -485,15 +485,9 @@ impl CloudProviderFlow {
             .kubernetes_version
             .as_deref()
             .and_then(Version::parse);
-        let version = configured
-            .into_iter()
-            .chain(checks::nodes_version(&facts))
-            .max()
-            .ok_or_else(|| {
-                CloudProviderError::Refused(format!(
-                    "{r} has no spec.kubernetesVersion and no node reports a kubelet version"
-                ))
-            })?;
+        let version = start_version(configured, &facts, || {
+            format!("{r} has no spec.kubernetesVersion and no node reports a kubelet version")
+        })?;
         let mut report = checks::start_report(
             &facts,
             version,
@@ -612,15 +606,9 @@ impl CloudProviderFlow {
             .ok()
             .flatten()
             .and_then(|v| v.as_str().and_then(Version::parse));
-        let version = configured
-            .into_iter()
-            .chain(checks::nodes_version(&facts))
-            .max()
-            .ok_or_else(|| {
-                CloudProviderError::Refused(format!(
-                    "{file} has no kubernetes_version and no node reports a kubelet version"
-                ))
-            })?;
+        let version = start_version(configured, &facts, || {
+            format!("{file} has no kubernetes_version and no node reports a kubelet version")
+        })?;
         let mut report = checks::start_report(
             &facts,
             version,
@@ -695,6 +683,19 @@ impl CloudProviderFlow {
             journaled: j,
         })
     }
+}
+
+/// The cluster's version at the start: the newest of the configured one and the kubelets'.
+fn start_version(
+    configured: Option<Version>,
+    facts: &facts::Facts,
+    none: impl FnOnce() -> String,
+) -> Result<Version, CloudProviderError> {
+    configured
+        .into_iter()
+        .chain(checks::nodes_version(facts))
+        .max()
+        .ok_or_else(|| CloudProviderError::Refused(none()))
 }
 
 /// The version the cluster ends on: `--kubernetes-version`, never older than `version`

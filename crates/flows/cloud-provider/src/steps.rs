@@ -711,7 +711,7 @@ impl StateStep {
             .spawn()
             .map_err(|e| StepError::caused("start the apply command with sh", e, false))?;
         let pid = child.id().unwrap_or(0);
-        let group = GroupGuard { pid, done: false };
+        let mut group = GroupGuard { pid, done: false };
         self.cx
             .state
             .write(APPLY_PID, process_mark(pid).unwrap_or_default().as_bytes())?;
@@ -758,7 +758,6 @@ impl StateStep {
                 )));
             }
         };
-        let mut group = group;
         group.done = true;
         let _ = std::fs::remove_file(self.cx.state.path().join(APPLY_PID));
         if !status.success() {
