@@ -21,8 +21,8 @@ use crate::checks::CheckReport;
 use crate::cluster::ClusterApi;
 use crate::engine::join::join_all;
 use crate::engine::{
-    Engine, EngineError, Gate, Hooks, Interrupts, LogSink, Logger, Outcome, Plan, Step, StepError,
-    Texts,
+    Deadline, Engine, EngineError, Gate, Hooks, Interrupts, LogSink, Logger, Outcome, Plan, Step,
+    StepError, Texts,
 };
 use crate::exec::{Connector, ExecError, HostExec};
 use crate::hosts::HostSpec;
@@ -148,6 +148,13 @@ pub trait Flow: Send + Sync + fmt::Debug {
     fn gate(&self, journaled: &Self::Journaled, cx: &RunContext) -> Option<Arc<dyn Gate>> {
         let _ = (journaled, cx);
         None
+    }
+
+    /// The time limits of a run (the whole run, or a phase by name): when one runs out, the steps
+    /// in flight are cut off and everything is rolled back, as after a failure. None by default.
+    fn deadlines(&self, journaled: &Self::Journaled) -> Vec<Deadline> {
+        let _ = journaled;
+        Vec::new()
     }
 
     /// The report of a completed run (the flow may keep it in the state directory too).
@@ -550,6 +557,10 @@ fn engine<F: Flow>(
     .with_texts(flow.texts(journaled).engine);
     if let Some(g) = flow.gate(journaled, cx) {
         engine = engine.with_gate(g);
+    }
+    let deadlines = flow.deadlines(journaled);
+    if !deadlines.is_empty() {
+        engine = engine.with_deadlines(deadlines);
     }
     Ok(engine)
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use batching::{MaxUnavailable, slowest_first};
 pub use log::{Level, LogLine, LogSink, Logger, MemoryLog, Progress};
 pub use plan::{Group, HostChain, Phase, Plan, StepRef};
-pub use runner::{Engine, EngineError, Gate, Hooks, NoHooks, Outcome, Texts};
+pub use runner::{Deadline, Engine, EngineError, Gate, Hooks, NoHooks, Outcome, Texts};
 pub use signals::Interrupts;
 pub use step::{Step, StepError, from_data, to_data};
 

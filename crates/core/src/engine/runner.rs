@@ -14,6 +14,11 @@
 //!
 //! A failure (or the first interrupt) stops new starts; hosts in flight finish the step they are
 //! in, then everything done is rolled back.
+//!
+//! A [`Deadline`] that runs out stops the run too, but does not wait for the steps in flight (a
+//! step that outlasts its deadline is what the deadline is for): they are cut off, journaled as
+//! failed, and undone as partially applied along with everything done. The rollback itself has
+//! no deadline: it runs to its end (a second interrupt still stops it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -139,6 +144,38 @@ struct Done {
     partial: bool,
 }
 
+/// A time limit on the run or on one of its phases, counted from when the run (or the phase)
+/// starts changing things in this process (a resumed run starts its clocks again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// What the log calls it, e.g. `the node migration (--upgrade-timeout-minutes 60)`.
+    pub name: String,
+    pub limit: Duration,
+    /// The phase it bounds, by name; `None`: the whole run.
+    pub phase: Option<String>,
+}
+
+impl Deadline {
+    /// The failure a run stopped by this deadline reports (and the journal keeps).
+    pub fn expired(&self) -> String {
+        format!(
+            "deadline exceeded: {} ran longer than {}",
+            self.name,
+            minutes(self.limit)
+        )
+    }
+}
+
+/// `60 minutes`, `1 minute`, or seconds when not whole minutes.
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s % 60, s / 60) {
+        (0, 1) => "1 minute".into(),
+        (0, m) if m > 0 => format!("{m} minutes"),
+        _ => format!("{:.1} s", d.as_secs_f64()),
+    }
+}
+
 /// Runs one plan.
 pub struct Engine {
     plan: Plan,
@@ -151,6 +188,7 @@ pub struct Engine {
     texts: Texts,
     gate: Option<Arc<dyn Gate>>,
     undo_attempts: u32,
+    deadlines: Vec<Deadline>,
 }
 
 /// What the hosts in flight share: the steps done so far (in the order they finished), the
@@ -160,6 +198,10 @@ struct RunState {
     completed: Vec<Done>,
     failure: Option<String>,
     shown: super::log::Progress,
+    /// Steps started (journaled `Started`) and not yet applied or failed: what a deadline cuts
+    /// off.
+    /// `(phase, undo data, partial)`: partial until the apply is journaled.
+    in_flight: BTreeMap<StepKey, (usize, Value, bool)>,
 }
 
 impl fmt::Debug for Engine {
@@ -199,6 +241,7 @@ impl Engine {
             texts: Texts::default(),
             gate: None,
             undo_attempts: 3,
+            deadlines: Vec::new(),
         })
     }
 
@@ -215,6 +258,12 @@ impl Engine {
     /// The quorum gate before every host of a `Serial` group.
     pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
         self.gate = Some(gate);
+        self
+    }
+
+    /// Time limits of the run and of its phases.
+    pub fn with_deadlines(mut self, deadlines: Vec<Deadline>) -> Self {
+        self.deadlines = deadlines;
         self
     }
 
@@ -403,10 +452,23 @@ impl Engine {
             },
             completed,
             failure: None,
+            in_flight: BTreeMap::new(),
         });
+        let run_started = tokio::time::Instant::now();
         for (pi, phase) in self.plan.phases.iter().enumerate() {
             // The phase's start in the debug log: where the time of a run goes, by phase.
             self.log.debug(format!("phase started: [{}]", phase.name));
+            let phase_started = tokio::time::Instant::now();
+            // The first of the deadlines that bound this phase.
+            let deadline = self
+                .deadlines
+                .iter()
+                .filter_map(|d| match &d.phase {
+                    None => Some((run_started + d.limit, d)),
+                    Some(p) if *p == phase.name => Some((phase_started + d.limit, d)),
+                    Some(_) => None,
+                })
+                .min_by_key(|(at, _)| *at);
             for g in &phase.groups {
                 {
                     let mut p = lock(&progress);
@@ -416,13 +478,26 @@ impl Engine {
                         _ => None,
                     };
                 }
-                let Some(r) = self
-                    .unless_second_interrupt(self.group(pi, g, skip, &progress))
-                    .await
-                else {
+                let group = self.group(pi, g, skip, &progress);
+                let bounded = async {
+                    match deadline {
+                        None => Some(group.await),
+                        Some((at, _)) => tokio::select! {
+                            // A deadline already past starts nothing.
+                            biased;
+                            () = tokio::time::sleep_until(at) => None,
+                            r = group => Some(r),
+                        },
+                    }
+                };
+                let Some(r) = self.unless_second_interrupt(bounded).await else {
                     return self.interrupted();
                 };
-                r?;
+                match (r, deadline) {
+                    (Some(r), _) => r?,
+                    (None, Some((_, d))) => self.expire(d, &progress)?,
+                    (None, None) => {}
+                }
                 if let Some(stop) = self.stop_reason(&progress) {
                     let completed = take(&progress).completed;
                     return self.rollback(completed, stop).await;
@@ -438,6 +513,37 @@ impl Engine {
             outcome: Outcome::Completed.word().into(),
         })?;
         Ok(Outcome::Completed)
+    }
+
+    /// `d` ran out: the steps in flight were cut off; they are journaled as failed and undone
+    /// first (as partially applied), and the run stops with the deadline's failure.
+    fn expire(&self, d: &Deadline, p: &Mutex<RunState>) -> Result<(), EngineError> {
+        let why = d.expired();
+        self.log.error(format!(
+            "{}: the run stops and rolls back",
+            why.replacen("deadline exceeded: ", "Deadline exceeded: ", 1)
+        ));
+        let cut: Vec<(StepKey, (usize, Value, bool))> =
+            std::mem::take(&mut lock(p).in_flight).into_iter().collect();
+        for (key, (phase, data, partial)) in cut {
+            if partial {
+                self.log.error(format!("{key} was cut off by the deadline"));
+                self.record(Record::Failed {
+                    key: key.clone(),
+                    error: why.clone(),
+                })?;
+            }
+            lock(p).completed.push(Done {
+                key,
+                phase,
+                data,
+                partial,
+            });
+        }
+        let mut g = lock(p);
+        g.shown.running.clear();
+        g.failure.get_or_insert(why);
+        Ok(())
     }
 
     /// Updates the progress display.
@@ -562,7 +668,7 @@ impl Engine {
             self.shown(p, |v| {
                 v.running.push((s.key.target.to_string(), s.key.id.clone()))
             });
-            let r = self.run_step(s).await;
+            let r = self.run_step(phase, s, p).await;
             self.shown(p, |v| {
                 v.running
                     .retain(|(t, id)| *id != s.key.id || *t != s.key.target.to_string());
@@ -600,7 +706,9 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     async fn run_step(
         &self,
+        phase: usize,
         s: &StepRef,
+        p: &Mutex<RunState>,
     ) -> Result<Result<Value, (Option<Value>, StepError)>, EngineError> {
         let step = self.step(&s.key)?.clone();
         let key = s.key.clone();
@@ -617,16 +725,24 @@ impl Engine {
                 key: key.clone(),
                 prepared: prepared.clone(),
             })?;
+            lock(p)
+                .in_flight
+                .insert(key.clone(), (phase, prepared.clone(), true));
             match step.apply(&prepared).await {
                 Ok(undo) => {
                     self.record(Record::Applied {
                         key: key.clone(),
                         undo: undo.clone(),
                     })?;
+                    lock(p)
+                        .in_flight
+                        .insert(key.clone(), (phase, undo.clone(), false));
                     self.hooks.after_apply(&key).await;
+                    lock(p).in_flight.remove(&key);
                     Ok(Ok(undo))
                 }
                 Err(e) => {
+                    lock(p).in_flight.remove(&key);
                     self.record(Record::Failed {
                         key: key.clone(),
                         error: e.chain(),

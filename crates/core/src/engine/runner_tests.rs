@@ -708,3 +708,121 @@ async fn a_resume_applies_again_a_step_that_picks_up_where_it_was_cut_off() {
         assert_eq!(undone, usize::from(!reapply), "reapply {reapply}");
     }
 }
+
+/// Changes the world, then never finishes (a host that stopped answering in the middle).
+#[derive(Debug)]
+struct HangStep {
+    key: StepKey,
+    world: World,
+}
+
+#[async_trait::async_trait]
+impl Step for HangStep {
+    fn key(&self) -> &StepKey {
+        &self.key
+    }
+
+    async fn prepare(&self) -> Result<Value, StepError> {
+        Ok(json!({"before": null}))
+    }
+
+    async fn apply(&self, _prepared: &Value) -> Result<Value, StepError> {
+        self.world.lock().unwrap().insert(self.key.to_string(), -1);
+        std::future::pending().await
+    }
+
+    async fn undo(&self, _data: &Value, partial: bool) -> Result<(), StepError> {
+        assert!(partial, "a cut-off step is undone as partially applied");
+        self.world.lock().unwrap().remove(&self.key.to_string());
+        Ok(())
+    }
+}
+
+fn with_hang(f: &Fixture, at: &str) -> Vec<Arc<dyn Step>> {
+    let mut steps = f.steps(None, None, None);
+    let i = steps
+        .iter()
+        .position(|s| s.key().to_string() == at)
+        .unwrap();
+    steps[i] = Arc::new(HangStep {
+        key: at.parse().unwrap(),
+        world: f.world.clone(),
+    });
+    steps
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_phase_deadline_cuts_off_the_steps_in_flight_and_rolls_everything_back() {
+    let f = Fixture::new(plan(2, 3, MaxUnavailable::Count(2)));
+    let deadline = Deadline {
+        name: "the node phase (--phase-minutes 2)".into(),
+        limit: Duration::from_secs(120),
+        phase: Some("Nodes".into()),
+    };
+    let e = f
+        .engine(with_hang(&f, "node.b@host:w1"))
+        .with_deadlines(vec![deadline.clone()]);
+    let started = tokio::time::Instant::now();
+    let out = e.run().await.unwrap();
+    let Outcome::RolledBack { error, undone } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        error,
+        "deadline exceeded: the node phase (--phase-minutes 2) ran longer than 2 minutes"
+    );
+    assert_eq!(error, deadline.expired());
+    // The clock of the phase, not of the run; nothing waited for the hung step.
+    assert_eq!(started.elapsed(), Duration::from_secs(120));
+    assert!(f.world().is_empty(), "{:?}", f.world());
+    assert_eq!(undone.first().unwrap().to_string(), "node.b@host:w1");
+    let log = f.log.text();
+    assert!(
+        log.contains("Deadline exceeded: the node phase (--phase-minutes 2) ran longer than 2 minutes: the run stops and rolls back"),
+        "{log}"
+    );
+    assert!(
+        log.contains("node.b@host:w1 was cut off by the deadline"),
+        "{log}"
+    );
+    // The journal says the cut-off step failed, and the run finished rolled back.
+    let r = Replay::read(f.dir.path()).unwrap();
+    assert_eq!(r.finished.as_deref(), Some("rolled-back"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_deadline_counts_from_the_start_and_a_phase_deadline_only_in_its_phase() {
+    // A deadline of a phase the run never lingers in does not fire.
+    let f = Fixture::new(plan(1, 1, MaxUnavailable::Count(1)));
+    let e = f
+        .engine(f.steps(None, None, None))
+        .with_deadlines(vec![Deadline {
+            name: "the pre phase".into(),
+            limit: Duration::from_secs(1),
+            phase: Some("Pre".into()),
+        }]);
+    assert_eq!(e.run().await.unwrap(), Outcome::Completed);
+
+    // The whole run's deadline bounds the first phase too.
+    let f = Fixture::new(plan(1, 1, MaxUnavailable::Count(1)));
+    let e = f
+        .engine(with_hang(&f, "pre.two@cluster"))
+        .with_deadlines(vec![
+            Deadline {
+                name: "the run (--timeout-minutes 1)".into(),
+                limit: Duration::from_secs(60),
+                phase: None,
+            },
+            Deadline {
+                name: "the node phase".into(),
+                limit: Duration::from_secs(30),
+                phase: Some("Nodes".into()),
+            },
+        ]);
+    let out = e.run().await.unwrap();
+    assert!(
+        matches!(&out, Outcome::RolledBack { error, .. } if error == "deadline exceeded: the run (--timeout-minutes 1) ran longer than 1 minute"),
+        "{out:?}"
+    );
+    assert!(f.world().is_empty(), "{:?}", f.world());
+}
