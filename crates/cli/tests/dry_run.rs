@@ -55,14 +55,23 @@ impl<'a> DockerStubs<'a> {
     fn install(dir: &'a Path, hosts: &[String]) -> Self {
         for (i, h) in hosts.iter().enumerate() {
             let manager = i == 0;
+            // The swarm state, and what the pre-checks read: no ucp-* volumes, no kube-proxy
+            // container, and on the first manager a small ucp-kv etcd without a quota flag.
             let script = format!(
                 "#!/bin/sh\n\
-                 # ferry test stub: the swarm state of an MKE 3 node, nothing else.\n\
-                 if [ \"$1 $2 $3\" = 'info --format {{{{json .Swarm}}}}' ]; then\n\
-                 \x20 echo '{{\"LocalNodeState\":\"active\",\"ControlAvailable\":{manager}}}'\n\
-                 \x20 exit 0\n\
-                 fi\n\
-                 echo \"docker stub: only 'docker info --format {{{{json .Swarm}}}}' is modelled\" >&2\n\
+                 # ferry test stub: the swarm state of an MKE 3 node and what the pre-checks read.\n\
+                 case \"$*\" in\n\
+                 \x20 'info --format {{{{json .Swarm}}}}')\n\
+                 \x20   echo '{{\"LocalNodeState\":\"active\",\"ControlAvailable\":{manager}}}'; exit 0 ;;\n\
+                 \x20 'volume ls --filter name=ucp- --format {{{{.Name}}}}') exit 0 ;;\n\
+                 \x20 'container inspect ucp-kube-proxy')\n\
+                 \x20   echo '[]'; echo 'Error: No such container: ucp-kube-proxy' >&2; exit 1 ;;\n\
+                 \x20 'container inspect ucp-kv') echo '[{{\"Args\":[]}}]'; exit 0 ;;\n\
+                 \x20 'exec ucp-kv etcdctl '*' endpoint status -w json')\n\
+                 \x20   echo '[{{\"Endpoint\":\"https://127.0.0.1:12379\",\"Status\":{{\"header\":{{\"revision\":1}},\"dbSize\":20480}}}}]'; exit 0 ;;\n\
+                 \x20 'exec ucp-kv etcdctl '*' alarm list') exit 0 ;;\n\
+                 esac\n\
+                 echo \"docker stub: '$*' is not modelled\" >&2\n\
                  exit 1\n"
             );
             on_host(

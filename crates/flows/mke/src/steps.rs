@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::checks;
 use crate::flow::{Discovered, Inputs};
 use crate::mke3::Mke3Api;
-use ferry_core::cluster::{DrainOptions, ObjectRef};
+use ferry_core::cluster::{ClusterApi, DrainOptions, ObjectRef};
 use ferry_core::engine::{Reversibility, Step, StepError, StepKey, from_data, to_data};
 use ferry_core::exec::{Cmd, FileSpec, HostExec, Output};
 use ferry_core::k0s::{K0S_BIN, K0S_CONFIG, K0S_DIR, K0S_TOKEN, K0sHost, Role, exists, ok};
@@ -371,6 +372,181 @@ pub async fn ucp_containers(h: &dyn HostExec, all: bool) -> Result<Vec<String>, 
     }
     args.extend(["--filter", "name=ucp-", "--format", "{{.Names}}"]);
     Ok(lines(&ok(h, sudo("docker", &args)).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-only facts for the pre-upgrade checks (`crate::checks`).
+
+/// `docker container inspect NAME` on the host: `Ok(None)` when there is no such container.
+pub async fn inspect_container(h: &dyn HostExec, name: &str) -> Result<Option<Value>, StepError> {
+    let cmd = sudo("docker", &["container", "inspect", name]);
+    let shown = cmd.to_string();
+    let out = h.run(&cmd).await?;
+    if !out.success() {
+        let err = out.stderr_text();
+        if err.contains("No such container") || err.contains("No such object") {
+            return Ok(None);
+        }
+        return Err(StepError::new(format!(
+            "{}: `{shown}` exited with {}: {}",
+            h.host(),
+            out.code.map_or("a signal".to_string(), |c| c.to_string()),
+            err.trim()
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map(Some).map_err(|e| {
+        StepError::caused(format!("{}: `{shown}` printed no JSON", h.host()), e, false)
+    })
+}
+
+/// The bytes of MKE 3 data `mke.remove-mke3` would archive on the host, uncompressed: its
+/// `ucp-*` volumes (`docker volume ls`, as the step lists them) and, in a swarm,
+/// `/var/lib/docker/swarm`, measured with `du -sb`.
+pub async fn mke3_data_size(h: &dyn HostExec, in_swarm: bool) -> Result<u64, StepError> {
+    let volumes = lines(
+        &ok(
+            h,
+            sudo(
+                "docker",
+                &[
+                    "volume",
+                    "ls",
+                    "--filter",
+                    "name=ucp-",
+                    "--format",
+                    "{{.Name}}",
+                ],
+            ),
+        )
+        .await?,
+    );
+    let mut paths: Vec<String> = volumes
+        .iter()
+        .map(|v| format!("/var/lib/docker/volumes/{v}"))
+        .collect();
+    if in_swarm {
+        paths.push("/var/lib/docker/swarm".into());
+    }
+    if paths.is_empty() {
+        return Ok(0);
+    }
+    let mut args = vec!["-sb"];
+    args.extend(paths.iter().map(String::as_str));
+    let cmd = sudo("du", &args);
+    let shown = cmd.to_string();
+    let out = h.run(&cmd).await?;
+    // du also exits 1 when a file vanished while it counted (a live manager's raft log): a size
+    // for every path is still a size. A path that does not exist takes no space.
+    let stderr = out.stderr_text();
+    let missing = paths
+        .iter()
+        .filter(|p| stderr.contains(&format!("cannot access '{p}': No such file or directory")))
+        .count();
+    match checks::parse_du(&out.stdout_text(), paths.len() - missing) {
+        Ok(n) => Ok(n),
+        Err(e) if out.success() => Err(StepError::new(format!("{}: `{shown}`: {e}", h.host()))),
+        Err(_) => Err(StepError::new(format!(
+            "{}: `{shown}` exited with {}: {}",
+            h.host(),
+            out.code.map_or("a signal".to_string(), |c| c.to_string()),
+            out.stderr_text().trim()
+        ))),
+    }
+}
+
+/// `etcdctl` in the `ucp-kv` container with the backup's TLS flags.
+fn etcdctl(tail: &[&str]) -> Cmd {
+    let mut args = vec!["exec", "ucp-kv", "etcdctl"];
+    args.extend(ETCD_FLAGS);
+    args.extend_from_slice(tail);
+    sudo("docker", &args)
+}
+
+/// The MKE 3 etcd as the host's `ucp-kv` reports it: `etcdctl endpoint status -w json` (its
+/// size), `etcdctl alarm list`, and its quota from `docker container inspect ucp-kv`. The host
+/// and MKE 4k's quota are the caller's to fill in.
+pub async fn etcd_facts(h: &dyn HostExec) -> Result<checks::EtcdFacts, StepError> {
+    let on = |e: String| StepError::new(format!("{}: {e}", h.host()));
+    let status = ok(h, etcdctl(&["endpoint", "status", "-w", "json"])).await?;
+    let status = checks::parse_endpoint_status(&status.stdout_text()).map_err(on)?;
+    let listed = ok(h, etcdctl(&["alarm", "list"])).await?;
+    let mut alarms = checks::parse_alarms(&listed.stdout_text());
+    alarms.extend(checks::parse_alarms(&status.errors.join("\n")));
+    alarms.sort();
+    alarms.dedup();
+    let inspect = inspect_container(h, "ucp-kv")
+        .await?
+        .ok_or_else(|| on("there is no ucp-kv container".into()))?;
+    let mke3_quota = checks::etcd_quota_from_inspect(&inspect).map_err(on)?;
+    Ok(checks::EtcdFacts {
+        host: h.host().to_string(),
+        db_size: Some(status.db_size),
+        db_size_in_use: status.db_size_in_use,
+        revision: status.revision,
+        alarms,
+        mke3_quota,
+        mke4_quota: None,
+        error: None,
+    })
+}
+
+/// The kube-proxy MKE 3 runs on the host (`docker container inspect ucp-kube-proxy`).
+pub async fn kube_proxy(h: &dyn HostExec) -> Result<checks::KubeProxy, StepError> {
+    Ok(match inspect_container(h, "ucp-kube-proxy").await? {
+        None => checks::KubeProxy::Absent,
+        Some(v) => checks::kube_proxy_from_inspect(&v),
+    })
+}
+
+/// Calico's dataplane settings as the cluster declares them (Kubernetes reads only): every
+/// `FelixConfiguration`'s `spec.bpfEnabled`, and `FELIX_BPFENABLED` of the `calico-node`
+/// container of DaemonSet `kube-system/calico-node` (a value taken `valueFrom` elsewhere is not
+/// followed). What cannot be read is noted in the facts, never an error.
+pub async fn calico_facts(cluster: &dyn ClusterApi) -> checks::CalicoFacts {
+    let mut f = checks::CalicoFacts::default();
+    match cluster
+        .list("crd.projectcalico.org/v1", "FelixConfiguration", None, None)
+        .await
+    {
+        Ok(items) => {
+            f.felix_bpf = Some(
+                items
+                    .iter()
+                    .filter_map(|o| {
+                        let name = o.pointer("/metadata/name")?.as_str()?.to_string();
+                        Some((name, o.pointer("/spec/bpfEnabled").and_then(Value::as_bool)))
+                    })
+                    .collect(),
+            );
+        }
+        Err(e) => f.errors.push(format!("FelixConfigurations: {e}")),
+    }
+    let ds = ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "DaemonSet".into(),
+        namespace: Some("kube-system".into()),
+        name: "calico-node".into(),
+    };
+    match cluster.get(&ds).await {
+        Ok(Some(o)) => {
+            f.bpf_env = o
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| c["name"] == "calico-node")
+                .filter_map(|c| c["env"].as_array())
+                .flatten()
+                .find(|e| e["name"] == "FELIX_BPFENABLED")
+                .and_then(|e| e["value"].as_str())
+                .map(str::to_string);
+        }
+        Ok(None) => {}
+        Err(e) => f
+            .errors
+            .push(format!("DaemonSet kube-system/calico-node: {e}")),
+    }
+    f
 }
 
 // ---------------------------------------------------------------------------------------------
