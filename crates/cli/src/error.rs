@@ -54,3 +54,27 @@ impl CliError {
         exit::code(self.ending())
     }
 }
+
+/// A support dump that could not be made: no journal (or an unreadable one) is the input's
+/// fault, a bundle that cannot be written is not.
+impl From<ferry_core::support::SupportError> for CliError {
+    fn from(e: ferry_core::support::SupportError) -> Self {
+        use ferry_core::support::SupportError;
+        match e {
+            SupportError::NoJournal { dir } => CliError::Input {
+                path: dir,
+                problem: format!(
+                    "no journal ({}) in this directory: no run to make a support dump of",
+                    ferry_core::journal::JOURNAL_FILE
+                ),
+            },
+            SupportError::Journal { dir, source } => CliError::Input {
+                path: dir,
+                problem: format!("cannot read the journal: {source}"),
+            },
+            SupportError::CreateDir { path, source } | SupportError::Write { path, source } => {
+                CliError::Output { path, source }
+            }
+        }
+    }
+}

@@ -74,6 +74,11 @@ pub enum Command {
     /// Where a run stands: its phase, per host what is done, in flight and left, the run lock,
     /// and the command that continues or rolls it back.
     Status(cmd::report::StatusArgs),
+    /// Collect a support bundle of a run into its state directory: per host the MKE 3 and k0s
+    /// logs, containers, k0s status, ferry host lock and disk usage, plus the journal and the
+    /// summary, every secret redacted. Changes nothing.
+    #[command(name = "support-dump")]
+    SupportDump(cmd::support_dump::SupportDumpArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completions(cmd::completions::CompletionsArgs),
 }
@@ -138,6 +143,7 @@ where
         Command::CloudProvider(c) => cmd::cloud::run(&c, rt, out),
         Command::Report(args) => cmd::report::report(&args, rt, out),
         Command::Status(args) => cmd::report::status(&args, rt, out),
+        Command::SupportDump(args) => cmd::support_dump::run_with(rt, &args, out),
     };
     if let Some(p) = out.take_report() {
         out.info(&format!("Report: {}\n", p.display()));

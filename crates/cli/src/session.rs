@@ -1,7 +1,8 @@
 //! What every command that runs a flow shares: the process's runtime (environment, terminal,
 //! signals, engine hooks), the backend factory, the password (read the same way by every
 //! command), the state directory, and [`drive`], which runs a flow on a fresh async runtime with
-//! its log lines and the libraries' `tracing` events rendered through [`Output`].
+//! its log lines and the libraries' `tracing` events rendered through [`Output`], and leaves a
+//! support dump in the state directory after a run that did not complete.
 //!
 //! Against a real cluster the binary runs the read-only part only ([`RealBackends`] serves
 //! read-only requests): `ferry upgrade --dry-run` connects over SSH, reads MKE 3 and Kubernetes,
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_core::Secret;
-use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, NoHooks, Progress};
+use ferry_core::engine::{Interrupts, Level, LogLine, LogSink, Logger, NoHooks, Progress};
 use ferry_core::hosts::HostSpec;
 use ferry_core::run::Session;
+use ferry_core::support::{self, Redactor};
 use ferry_core::{ClusterApi, Connector};
 use ferry_flow_mke::mke3::Mke3Api;
 
@@ -108,6 +110,19 @@ pub trait BackendFactory: Send + Sync + std::fmt::Debug {
     }
     /// The backends, or why they cannot be made (a message for the operator).
     async fn backends(&self, request: BackendRequest) -> Result<Backends, String>;
+
+    /// The connector to `hosts` alone, for a command that only reads them (`ferry
+    /// support-dump`): no password, no API. Default: OpenSSH with `ssh`'s options.
+    async fn connector(
+        &self,
+        hosts: &[HostSpec],
+        ssh: &crate::cmd::hosts::SshArgs,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let (options, _) = ssh.options(hosts);
+        let c = ferry_ssh_exec::SshConnector::new(options)
+            .map_err(|e| format!("cannot set up SSH: {e}"))?;
+        Ok(Arc::new(c))
+    }
 }
 
 /// The factory of the binary: OpenSSH for the hosts, the Kubernetes API from the client bundle,
@@ -388,7 +403,9 @@ where
     Fut: std::future::Future<Output = T>,
 {
     let factory = rt.backends.clone();
-    drive_with(
+    let mut secrets = known_secrets(rt, None);
+    secrets.add(request.password.expose());
+    drive_inner(
         rt,
         log,
         out,
@@ -398,11 +415,17 @@ where
         },
         state_dir,
         flow,
+        secrets,
     )
 }
 
 /// [`drive`] with the backends made by `make` (on the run's runtime): the SSH connector and
 /// the Kubernetes API of the session, and whatever else the flow needs (`B`).
+///
+/// After a run that failed, was rolled back or was interrupted (its journal in `state_dir`,
+/// written by this invocation, does not say `completed`), a support dump of its hosts is
+/// collected into the state directory with the session's connector ([`ferry_core::support`])
+/// and its path printed; a dump that cannot be made is a warning.
 pub fn drive_with<M, MF, B, F, Fut, T>(
     rt: &Runtime,
     log: LogArgs,
@@ -417,6 +440,187 @@ where
     F: FnOnce(B, Session) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
+    let secrets = known_secrets(rt, None);
+    drive_inner(rt, log, out, make, state_dir, flow, secrets)
+}
+
+/// The secrets a support dump redacts besides its patterns: the MKE 3 admin password of the
+/// flag or the environment, when there is one.
+pub(crate) fn known_secrets(rt: &Runtime, flag: Option<&str>) -> Redactor {
+    let mut r = Redactor::new();
+    if let Some(p) = flag {
+        r.add(p);
+    }
+    if let Some(p) = (rt.env)(PASSWORD_ENV) {
+        r.add(&p);
+    }
+    r
+}
+
+/// Whether the run whose journal is in `dir` needs a support dump: this invocation wrote the
+/// journal (its mtime is not before `since`), and the run did not complete.
+fn needs_support_dump(dir: &Path, since: std::time::SystemTime) -> bool {
+    let j = dir.join(ferry_core::journal::JOURNAL_FILE);
+    let fresh = std::fs::metadata(&j)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since);
+    fresh
+        && ferry_core::journal::Replay::read(dir)
+            .is_ok_and(|r| r.finished.as_deref() != Some("completed"))
+}
+
+/// What became of the automatic support dump.
+enum Dumped {
+    /// The run needed none.
+    None,
+    Made(support::Bundle),
+    Failed(support::SupportError),
+    /// Skipped by one more Ctrl-C.
+    Interrupted,
+}
+
+/// The automatic support dump after a run, when [`needs_support_dump`]; one more interrupt
+/// skips it.
+async fn auto_dump(
+    connector: &Arc<dyn Connector>,
+    dir: &Path,
+    since: std::time::SystemTime,
+    secrets: &Redactor,
+    log: &Logger,
+    interrupts: &Interrupts,
+) -> Dumped {
+    if !needs_support_dump(dir, since) {
+        return Dumped::None;
+    }
+    let more = interrupts.count().saturating_add(1);
+    tokio::select! {
+        r = support::collect(connector, dir, secrets, log) => match r {
+            Ok(b) => Dumped::Made(b),
+            Err(e) => Dumped::Failed(e),
+        },
+        () = interrupts.wait_for(more) => Dumped::Interrupted,
+    }
+}
+
+/// Prints what became of the automatic support dump (never an error: the run's exit code stays).
+fn show_dump(d: Dumped, out: &mut Output<'_>) {
+    match d {
+        Dumped::None => {}
+        Dumped::Made(b) => {
+            let away = b.unreachable();
+            if !away.is_empty() {
+                out.warn(&format!(
+                    "the support dump has nothing from unreachable host(s) {}",
+                    away.join(", ")
+                ));
+            }
+            out.info(&format!("Support dump: {}\n", b.dir.display()));
+        }
+        Dumped::Failed(e) => {
+            let mut line = format!("cannot make the support dump: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                line.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            out.warn(&line);
+        }
+        Dumped::Interrupted => out.warn("the support dump was skipped (interrupted)"),
+    }
+}
+
+/// Prints the lines of `rx` (and, on a terminal, the progress line) while `fut` runs, then the
+/// lines left; returns what `fut` returned.
+async fn pump<Fut: std::future::Future>(
+    out: &mut Output<'_>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    format: LogFormat,
+    fut: Fut,
+) -> Fut::Output {
+    let show = |line: &LogLine| match format {
+        LogFormat::Text => format!("{line}\n"),
+        LogFormat::Json => format!("{}\n", serde_json::to_string(line).unwrap_or_default()),
+    };
+    tokio::pin!(fut);
+    let mut status = false;
+    let mut print = |out: &mut Output<'_>, e: Event| match e {
+        Event::Line(line) => {
+            if status {
+                out.clear_status();
+            }
+            out.info(&show(&line));
+            status = false;
+        }
+        Event::Progress(p) => {
+            out.status(&progress_line(&p, 100));
+            status = true;
+        }
+    };
+    let r = loop {
+        tokio::select! {
+            biased;
+            Some(e) = rx.recv() => print(out, e),
+            r = &mut fut => {
+                while let Ok(e) = rx.try_recv() {
+                    print(out, e);
+                }
+                break r;
+            }
+        }
+    };
+    if status {
+        out.clear_status();
+    }
+    r
+}
+
+/// Runs `f` on a new single-threaded runtime with a [`Logger`] whose lines (and the libraries'
+/// `tracing` events) are printed as they come, like [`drive`] without a flow: for commands
+/// that only read (`ferry support-dump`).
+pub(crate) fn with_log<F, Fut, T>(log: LogArgs, out: &mut Output<'_>, f: F) -> Result<T, DriveError>
+where
+    F: FnOnce(Logger) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DriveError::Runtime)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let min = min_level(log.log_level);
+    let sink: Arc<dyn LogSink> = Arc::new(ChannelLog {
+        tx: tx.clone(),
+        min,
+        progress: false,
+    });
+    let _tracing = crate::logging::install(tx, min);
+    Ok(runtime.block_on(pump(out, &mut rx, log.log_format, f(Logger::new(sink)))))
+}
+
+fn min_level(l: LogLevel) -> Level {
+    match l {
+        LogLevel::Debug => Level::Debug,
+        LogLevel::Info => Level::Info,
+        LogLevel::Warn => Level::Warn,
+    }
+}
+
+/// [`drive_with`], with the known `secrets` its support dump redacts.
+fn drive_inner<M, MF, B, F, Fut, T>(
+    rt: &Runtime,
+    log: LogArgs,
+    out: &mut Output<'_>,
+    make: M,
+    state_dir: PathBuf,
+    flow: F,
+    secrets: Redactor,
+) -> Result<T, DriveError>
+where
+    M: FnOnce() -> MF,
+    MF: std::future::Future<Output = Result<(Arc<dyn Connector>, Arc<dyn ClusterApi>, B), String>>,
+    F: FnOnce(B, Session) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -424,11 +628,7 @@ where
     let since = std::time::SystemTime::now();
     let report_dir = state_dir.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let min = match log.log_level {
-        LogLevel::Debug => Level::Debug,
-        LogLevel::Info => Level::Info,
-        LogLevel::Warn => Level::Warn,
-    };
+    let min = min_level(log.log_level);
     // A status line only on a terminal, and only with text logs; plain lines otherwise.
     let progress = rt.progress && log.log_format == LogFormat::Text;
     let sink: Arc<dyn LogSink> = Arc::new(ChannelLog {
@@ -439,10 +639,6 @@ where
     // The libraries log through `tracing` (a backend's warning, a retry): their events join the
     // run's lines. The runtime is single-threaded, so a thread-local default reaches every task.
     let _tracing = crate::logging::install(tx, min);
-    let show = |line: &LogLine| match log.log_format {
-        LogFormat::Text => format!("{line}\n"),
-        LogFormat::Json => format!("{}\n", serde_json::to_string(line).unwrap_or_default()),
-    };
     runtime.block_on(async {
         if rt.listen_to_signals {
             if let Err(e) = rt.interrupts.listen_to_signals() {
@@ -451,8 +647,9 @@ where
         }
         let fut = async {
             let (connector, cluster, backends) = make().await.map_err(DriveError::Backends)?;
+            let dump_log = Logger::new(sink.clone());
             let session = Session {
-                connector,
+                connector: connector.clone(),
                 cluster,
                 state_dir,
                 log: sink,
@@ -460,38 +657,24 @@ where
                 hooks: rt.hooks.clone(),
                 confirm: None,
             };
-            Ok(flow(backends, session).await)
+            let r = flow(backends, session).await;
+            // A failed, rolled-back or interrupted run leaves a support dump of its hosts.
+            let dumped = auto_dump(
+                &connector,
+                &report_dir,
+                since,
+                &secrets,
+                &dump_log,
+                &rt.interrupts,
+            )
+            .await;
+            Ok((r, dumped))
         };
-        tokio::pin!(fut);
-        let mut status = false;
-        let mut print = |out: &mut Output<'_>, e: Event| match e {
-            Event::Line(line) => {
-                if status {
-                    out.clear_status();
-                }
-                out.info(&show(&line));
-                status = false;
-            }
-            Event::Progress(p) => {
-                out.status(&progress_line(&p, 100));
-                status = true;
-            }
-        };
-        let r = loop {
-            tokio::select! {
-                biased;
-                Some(e) = rx.recv() => print(out, e),
-                r = &mut fut => {
-                    while let Ok(e) = rx.try_recv() {
-                        print(out, e);
-                    }
-                    break r;
-                }
-            }
-        };
-        if status {
-            out.clear_status();
-        }
+        let r = pump(out, &mut rx, log.log_format, fut).await;
+        let r = r.map(|(r, dumped)| {
+            show_dump(dumped, out);
+            r
+        });
         // the run's picture beside its journal, named after the summary
         match crate::cmd::report::after_run(&report_dir, since) {
             Ok(p) => out.set_report(p),

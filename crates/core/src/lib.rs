@@ -12,6 +12,8 @@
 //! - **reusable node operations** ([`node`]: drain, uncordon, wait for Ready) and **k0s host
 //!   operations** ([`k0s`]);
 //! - **host facts** ([`facts`]) and **check reports** ([`checks`]);
+//! - the **support dump** ([`support`]): per host logs and state, the journal and the summary,
+//!   every secret redacted, for a run that failed, was rolled back or was interrupted;
 //! - the **backend traits** [`HostExec`] + [`Connector`] and [`ClusterApi`], which
 //!   `ferry-ssh-exec` and `ferry-kube-api` implement; `ferry-testing` has their fakes and the
 //!   conformance suites every implementation passes.
@@ -33,6 +35,7 @@ pub mod node;
 pub mod run;
 pub mod secret;
 pub mod state;
+pub mod support;
 
 pub use cluster::{ClusterApi, ClusterError};
 pub use exec::{Cmd, Connector, ExecError, FileSpec, HostExec, HostKeyChange, Output, Reinstalled};

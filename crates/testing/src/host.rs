@@ -5,11 +5,12 @@
 //! `sleep` (honours `Cmd::timeout`, on tokio time), `id -u`/`-un`, `stat -c` (`%a %U %s %Y`),
 //! `test -f/-e/-d`, `head -c N /dev/zero`, `mkdir [-p]`, `rm [-r|-f|-rf]`, `rmdir`, `ls -A`,
 //! `touch`, `chmod`, `date +%s`, `hostname`, `nproc`, `df -B1 --output=avail`, `ss -Htln`,
-//! `sh -c` with the conformance suite's three scripts, `curl -sSLf -o FILE URL`,
+//! `du -sb PATH…`, `sh -c` with the conformance suite's three scripts, `curl -sSLf -o FILE URL`,
 //! `tar -C DIR -czf ARCHIVE PATH…` / `tar -C DIR -xzf ARCHIVE`, `systemctl`, `docker` (ps,
-//! inspect, start, stop, rm, create, volume ls/rm, exec etcdctl, cp, run etcdctl snapshot
-//! restore, info, swarm leave) and `k0s` (install, start, stop, status, reset, token create,
-//! version). Anything else is exit 127, as a shell says.
+//! inspect, start, stop, rm, create, volume ls/rm, exec etcdctl (snapshot save, endpoint
+//! health, endpoint status -w json, alarm list), cp, run etcdctl snapshot restore, info, swarm
+//! leave) and `k0s` (install, start, stop, status, reset, token create, version). Anything else
+//! is exit 127, as a shell says.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -294,8 +295,21 @@ pub fn is_mutating(program: &str, args: &[String]) -> bool {
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match program {
         "true" | "false" | "echo" | "printf" | "cat" | "sleep" | "id" | "stat" | "test"
-        | "head" | "ls" | "date" | "hostname" | "uname" | "nproc" | "df" | "ss" | "sh" => false,
+        | "head" | "ls" | "date" | "hostname" | "uname" | "nproc" | "df" | "ss" | "sh" | "tail"
+        | "journalctl" | "du" => false,
         "ip" => !args.iter().any(|x| x == "list" || x == "show"),
+        // etcdctl's reads in the ucp-kv container
+        "docker" if a(0) == "exec" && a(2) == "etcdctl" => {
+            let rest: Vec<&str> = args[3..]
+                .iter()
+                .map(String::as_str)
+                .filter(|x| !x.starts_with("--"))
+                .collect();
+            !matches!(
+                rest.as_slice(),
+                ["endpoint", "status" | "health", ..] | ["alarm", "list"]
+            )
+        }
         "systemctl" => !matches!(a(0), "is-active" | "status" | "is-enabled"),
         "docker" => {
             let sub = if a(0) == "container" || a(0) == "volume" {
@@ -305,7 +319,7 @@ pub fn is_mutating(program: &str, args: &[String]) -> bool {
             };
             !matches!(
                 sub,
-                ("", "ps" | "inspect" | "info" | "version")
+                ("", "ps" | "inspect" | "info" | "version" | "logs")
                     | ("container", "ls" | "inspect")
                     | ("volume", "ls" | "inspect")
             )
@@ -912,6 +926,38 @@ fn exec(
             ))
         }
         ("nproc", []) => ok_out(&format!("{}\n", h.cpus)),
+        // The apparent size of each tree: its files' bytes (a directory counts 0 here, as `stat
+        // -c %s` says); one line per path, a missing or unreadable one an error (exit 1) with
+        // the other lines still printed.
+        ("du", ["-sb", paths @ ..]) if !paths.is_empty() => {
+            let mut out = String::new();
+            let mut err = String::new();
+            for p in paths {
+                let root = norm(p);
+                if !h.files.contains_key(&root) {
+                    err.push_str(&format!(
+                        "du: cannot access '{p}': No such file or directory\n"
+                    ));
+                    continue;
+                }
+                let mut total = 0u64;
+                for (path, e) in h.files.iter().filter(|(k, _)| under(k, &root)) {
+                    if e.dir && !can_read(e, user) {
+                        err.push_str(&format!(
+                            "du: cannot read directory '{path}': Permission denied\n"
+                        ));
+                    } else if !e.dir {
+                        total += e.content.len() as u64;
+                    }
+                }
+                out.push_str(&format!("{total}\t{p}\n"));
+            }
+            Output {
+                code: Some(if err.is_empty() { 0 } else { 1 }),
+                stdout: out.into_bytes(),
+                stderr: err.into_bytes(),
+            }
+        }
         ("df", ["-B1", "--output=avail", _]) => ok_out(&format!("    Avail\n{}\n", h.disk_free)),
         ("ss", ["-Htln"]) => {
             let ports = ports_in_use(h, None);
@@ -1278,6 +1324,8 @@ fn map_path(mounts: &[(String, String)], path: &str) -> Option<String> {
 fn inspect_json(name: &str, c: &Container) -> Value {
     json!({
         "Name": format!("/{name}"),
+        "Path": c.cmd.first().cloned().unwrap_or_default(),
+        "Args": c.cmd.iter().skip(1).collect::<Vec<_>>(),
         "Config": {"Image": c.image, "Labels": c.labels, "Cmd": if c.cmd.is_empty() { Value::Null } else { json!(c.cmd) }},
         "State": {"Running": c.running, "Status": if c.running { "running" } else { "exited" }},
         "HostConfig": {
@@ -1289,7 +1337,15 @@ fn inspect_json(name: &str, c: &Container) -> Value {
     })
 }
 
-fn etcdctl(h: &mut HostState, mounts: &[(String, String)], args: &[&str], now: u64) -> Output {
+/// `etcdctl` in a container with `mounts`; `quorum`: a quorum of the `ucp-kv` members runs (what
+/// a request through raft, `alarm list`, needs; a member's own status does not).
+fn etcdctl(
+    h: &mut HostState,
+    mounts: &[(String, String)],
+    args: &[&str],
+    quorum: bool,
+    now: u64,
+) -> Output {
     // Skip connection flags.
     let rest: Vec<&str> = args
         .iter()
@@ -1355,11 +1411,44 @@ fn etcdctl(h: &mut HostState, mounts: &[(String, String)], args: &[&str], now: u
         ["endpoint", "health"] | ["endpoint", "health", "--cluster"] => {
             ok_out("127.0.0.1:2379 is healthy\n")
         }
+        // The member's own status: its database is the data directory's `db` file.
+        ["endpoint", "status", "-w", "json"] | ["endpoint", "status", "--write-out=json"] => {
+            let db = map_path(mounts, "/data/datav3/member/snap/db");
+            let Some(size) = db.and_then(|p| h.files.get(&p)).map(|f| f.content.len()) else {
+                return err_out(
+                    1,
+                    "Failed to get the status of endpoint https://127.0.0.1:12379 (context deadline exceeded)\n",
+                );
+            };
+            let member = h.hostname.bytes().fold(0xcbf2_9ce4_8422_2325u64, |x, b| {
+                (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            ok_out(&format!(
+                "{}\n",
+                json!([{
+                    "Endpoint": "https://127.0.0.1:12379",
+                    "Status": {
+                        "header": {"cluster_id": 17_237_436_991_929_493_444u64, "member_id": member, "revision": 1, "raft_term": 2},
+                        "version": "3.5.16",
+                        "dbSize": size,
+                        "leader": member,
+                        "raftIndex": 1,
+                        "raftTerm": 2,
+                        "raftAppliedIndex": 1,
+                        "dbSizeInUse": size,
+                    },
+                }])
+            ))
+        }
+        // No alarm is ever raised in the fake: the list is empty, once raft answers.
+        ["alarm", "list"] if quorum => ok_out(""),
+        ["alarm", "list"] => err_out(1, "Error: context deadline exceeded\n"),
         _ => err_out(1, "Error: unknown etcdctl command for the fake\n"),
     }
 }
 
 fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> Output {
+    let quorum = kv_quorum(s);
     let Some(h) = s.hosts.get_mut(host) else {
         return err_out(255, "no such host\n");
     };
@@ -1607,7 +1696,7 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
                 );
             }
             match cmd {
-                ["etcdctl", args @ ..] => etcdctl(h, &c.mounts, args, now),
+                ["etcdctl", args @ ..] => etcdctl(h, &c.mounts, args, quorum, now),
                 ["rm", "-f", path] => {
                     if let Some(p) = map_path(&c.mounts, path) {
                         h.files.remove(&p);
@@ -1681,7 +1770,8 @@ fn docker(s: &mut WorldState, host: &str, user: &str, a: &[&str], now: u64) -> O
             }
             let cmd: Vec<&str> = it.copied().collect();
             match cmd.as_slice() {
-                ["etcdctl", args @ ..] => etcdctl(h, &mounts, args, now),
+                // a container of its own, on no etcd cluster's network
+                ["etcdctl", args @ ..] => etcdctl(h, &mounts, args, false, now),
                 _ => err_out(127, "docker run: the fake runs etcdctl only\n"),
             }
         }

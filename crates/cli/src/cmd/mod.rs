@@ -14,4 +14,5 @@ pub mod rbac;
 pub mod report;
 pub mod resume;
 pub mod rollback;
+pub mod support_dump;
 pub mod upgrade;

@@ -46,9 +46,15 @@ pub struct StatusArgs {
 
 /// The state directory: the flag's, or the latest run's.
 fn state_dir(rt: &Runtime, flag: Option<&Path>) -> Result<PathBuf, CliError> {
-    if let Some(d) = flag {
-        return Ok(d.to_path_buf());
+    match flag {
+        Some(d) => Ok(d.to_path_buf()),
+        None => latest_state_dir(rt),
     }
+}
+
+/// The state directory under $XDG_STATE_HOME/ferry (or ~/.local/state/ferry) whose journal
+/// changed last.
+pub(crate) fn latest_state_dir(rt: &Runtime) -> Result<PathBuf, CliError> {
     let xdg = (rt.env)("XDG_STATE_HOME").map(PathBuf::from);
     let home = (rt.env)("HOME").map(PathBuf::from);
     let base = match (xdg, home) {
