@@ -686,3 +686,187 @@ fn an_upgrade_to_4_1_5_needs_the_gateway_node_ports_unless_ingress_nginx_goes() 
     let r = env.run(&with);
     assert_eq!(r.code, exit::OK, "{}", r.stderr);
 }
+
+/// The MKE 3 configuration of the fake cluster with secrets in it: an LDAP bind password and an
+/// OIDC client secret.
+fn with_secrets(env: &Env) {
+    let mut toml = ferry_testing::world::fixture_config_toml(true);
+    toml.push_str(
+        "\n[auth.external_identity_provider]\n  client_secret = \"Oidc-Secret-77\"\n\n[auth.ldap]\n  server_url = \"ldaps://ldap.example.com\"\n  reader_dn = \"cn=reader\"\n  reader_password = \"Ldap-Secret-88\"\n",
+    );
+    env.world.state().mke3.config_toml = toml;
+}
+
+#[test]
+fn a_dry_run_with_output_writes_the_results_folder_and_changes_nothing() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    with_secrets(&env);
+    let start = env.world.digest();
+    let out = env.path("results");
+    let r = env.upgrade(&["--dry-run", &format!("--output={}", out.display())]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(env.world.mutating_calls().is_empty());
+    assert_eq!(env.world.digest(), start);
+    let folder = out.join("mke-upgrade");
+    assert!(
+        r.stderr.contains(&format!("Results: {}", folder.display())),
+        "{}",
+        r.stderr
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cluster-checks.json",
+            "cluster-checks.txt",
+            "compatibility.json",
+            "compatibility.sorted.toml",
+            "compatibility.txt",
+            "mke3.toml",
+            "mke4.yaml",
+            "node-checks.json",
+            "node-checks.txt",
+            "summary.json",
+            "summary.txt",
+            "version-checks.json",
+            "version-checks.txt",
+        ]
+    );
+    let read = |f: &str| std::fs::read_to_string(folder.join(f)).unwrap();
+    // Nothing in the folder holds a secret, yet the settings are all there.
+    for (path, bytes) in files_under(&folder) {
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in ["Oidc-Secret-77", "Ldap-Secret-88", PW] {
+            assert!(!text.contains(secret), "{} holds {secret}", path.display());
+        }
+    }
+    assert!(read("mke3.toml").contains("reader_password = \"<redacted>\""));
+    assert!(read("mke3.toml").contains("ldaps://ldap.example.com"));
+    let mke4: serde_yaml::Value = serde_yaml::from_str(&read("mke4.yaml")).unwrap();
+    assert_eq!(
+        mke4["spec"]["apiServer"]["externalAddress"],
+        "mke.example.com"
+    );
+    assert!(
+        read("version-checks.txt").contains("mke3-version (cluster): MKE 3.7.15 can be upgraded")
+    );
+    assert!(
+        read("node-checks.txt").contains("cpu-cores ("),
+        "{}",
+        read("node-checks.txt")
+    );
+    assert!(read("compatibility.txt").contains("MKE3->MKE4 Compatibility Checks"));
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+    assert_eq!(summary["outcome"], "dry-run");
+    assert_eq!(summary["checksPassed"], true);
+    assert_eq!(summary["plan"]["flow"], "mke3-to-mke4");
+    assert!(read("summary.txt").starts_with("Outcome: dry-run\nDry run: nothing was changed."));
+    // a dry run keeps nothing else: no journal, no lock
+    assert!(!env.state().join("journal.jsonl").exists());
+
+    // `--output` alone puts the folder beside the journal, in the state directory.
+    let r = env.upgrade(&["--dry-run", "--output"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(env.state().join("mke-upgrade/summary.json").is_file());
+}
+
+#[test]
+fn a_real_run_with_output_adds_the_upgrade_summary_and_a_failed_one_says_how_it_ended() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let out = env.path("results");
+    let arg = format!("--output={}", out.display());
+    let r = env.upgrade(&[&arg]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let folder = out.join("mke-upgrade");
+    let summary = std::fs::read_to_string(folder.join("upgrade-summary.txt")).unwrap();
+    assert!(summary.starts_with("Upgrade Summary\n"), "{summary}");
+    assert!(r.stdout.contains(&summary), "{}", r.stdout);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["outcome"], "completed");
+    assert_eq!(s["upgradeSummary"], summary);
+
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    env.world.inject(Fault::at_step(
+        "mke.node.start-k0s@host:10.0.0.12",
+        1,
+        FaultAction::Fail,
+    ));
+    let out = env.path("results");
+    let r = env.upgrade(&[&format!("--output={}", out.display())]);
+    assert_eq!(r.code, exit::ROLLED_BACK, "{}", r.stderr);
+    let folder = out.join("mke-upgrade");
+    assert!(!folder.join("upgrade-summary.txt").exists());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["outcome"], "rolled-back");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed to run step mke.node.start-k0s@host:10.0.0.12"),
+        "{s}"
+    );
+}
+
+#[test]
+fn bad_deadlines_and_results_folders_are_refused_before_anything_is_contacted() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    let file = env.path("a-file");
+    std::fs::write(&file, "keep me\n").unwrap();
+    let under_file = format!("--output={}", file.join("sub").display());
+    let on_file = format!("--output={}", file.display());
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--upgrade-timeout-minutes", "0"],
+            "--upgrade-timeout-minutes <MINUTES>",
+        ),
+        (&["--timeout-minutes", "0"], "--timeout-minutes <MINUTES>"),
+        (&["--timeout-minutes", "ten"], "invalid digit"),
+        (
+            &["--upgrade-timeout-minutes", "10081"],
+            "10081 is not in 1..=10080",
+        ),
+        (&[&on_file], "is not a directory"),
+        (&[&under_file], "is not a directory"),
+        // the folder flag takes its directory after `=` only (`--output DIR` would be ambiguous
+        // with a positional argument)
+        (
+            &["--output", "somewhere"],
+            "unexpected argument 'somewhere'",
+        ),
+    ];
+    for (extra, message) in cases {
+        let r = env.upgrade(extra);
+        assert_eq!(r.code, exit::USAGE, "{extra:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{extra:?}: {}", r.stderr);
+        assert!(env.world.calls().is_empty(), "{extra:?}");
+    }
+    assert_eq!(env.world.digest(), start);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me\n");
+    assert!(!env.state().exists());
+}
+
+#[test]
+fn the_deadlines_are_journaled_with_the_inputs() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let r = env.upgrade(&["--timeout-minutes", "90", "--upgrade-timeout-minutes", "45"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    let journal = std::fs::read_to_string(env.state().join("journal.jsonl")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    let inputs = &header["inputs"]["inputs"];
+    assert_eq!(inputs["timeoutMinutes"], 90, "{header}");
+    assert_eq!(inputs["upgradeTimeoutMinutes"], 45, "{header}");
+}

@@ -9,6 +9,7 @@ use ferry_core::engine::MaxUnavailable;
 use ferry_core::k0s::K0sBinary;
 use ferry_core::run::{self, Finish, RunError};
 use ferry_flow_mke::checks::CheckOptions;
+use ferry_flow_mke::results::{self, Results};
 use ferry_flow_mke::{HostOrder, Inputs, K0S_VERSION, MkeError, MkeFlow, MkeReport};
 
 use crate::exit::{self, Ending};
@@ -103,8 +104,22 @@ pub struct UpgradeArgs {
     pub remote: RemoteArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Write the results folder `mke-upgrade` into DIR (default: the state directory): the MKE
+    /// 3 and MKE 4k configurations (secrets redacted), the node, cluster and version pre-checks,
+    /// the compatibility checks and a run summary, each as text and JSON; a completed run adds
+    /// the Upgrade Summary.
+    #[arg(long = "output", value_name = "DIR", num_args = 0..=1, require_equals = true)]
+    pub results: Option<Option<PathBuf>>,
+    /// The whole run's time limit, from its first change: when it runs out, the steps in flight
+    /// are cut off and the run rolls back.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10080))]
+    pub timeout_minutes: u32,
+    /// The node migration's time limit (managers and workers to k0s): when it runs out, the
+    /// run rolls back.
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10080))]
+    pub upgrade_timeout_minutes: u32,
     /// Format of the result (the dry-run plan, the checks, the summary).
-    #[arg(short = 'o', long, value_enum, default_value_t)]
+    #[arg(short = 'o', long = "format", value_enum, default_value_t)]
     pub output: Format,
 }
 
@@ -185,6 +200,16 @@ pub fn run_upgrade_with(
         skip_disk_space_check: args.skip_disk_space_check,
     };
     inputs.kubeconf_path = home.map(|h| h.join(".mke/mke.kubeconf"));
+    inputs.timeout_minutes = args.timeout_minutes;
+    inputs.upgrade_timeout_minutes = args.upgrade_timeout_minutes;
+    // `--output` alone: the folder goes beside the journal.
+    let results = args
+        .results
+        .as_ref()
+        .map(|d| Results::in_dir(d.as_deref().unwrap_or(&state)));
+    if let Some(r) = &results {
+        usable_folder(r.path())?;
+    }
     inputs.k0s = match &args.k0s_binary {
         Some(p) => {
             // Read once now so that a wrong path fails before anything is contacted.
@@ -227,6 +252,7 @@ pub fn run_upgrade_with(
         remote: args.remote.clone(),
         access,
     };
+    let flow_results = results.clone();
     let r = drive(
         rt,
         args.log,
@@ -234,10 +260,136 @@ pub fn run_upgrade_with(
         request,
         state,
         |backends, session| async move {
-            run::start(&MkeFlow::new(backends.mke3), inputs, session, dry_run).await
+            let mut flow = MkeFlow::new(backends.mke3);
+            if let Some(r) = flow_results {
+                flow = flow.with_results(r);
+            }
+            run::start(&flow, inputs, session, dry_run).await
         },
     );
+    if let Some(folder) = &results {
+        write_run_summary(folder, &r, out);
+    }
     finish(r, args.config_out.as_deref(), args.output, out)
+}
+
+/// Refuses a results folder that cannot be one (a file in its place, or under a file) before
+/// anything is read or asked for.
+fn usable_folder(p: &Path) -> Result<(), CliError> {
+    let mut at = Some(p);
+    while let Some(a) = at {
+        if a.exists() {
+            if !a.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "--output: {} is not a directory",
+                    a.display()
+                )));
+            }
+            return Ok(());
+        }
+        at = a.parent();
+    }
+    Ok(())
+}
+
+/// The results folder's run summary (`summary.txt` and `summary.json`): how the run ended, the
+/// checks that failed, the plan of a dry run, the error of a failed run. A folder the flow never
+/// created (the run stopped before its checks) is left alone.
+fn write_run_summary(folder: &Results, r: &MkeRun, out: &mut Output<'_>) {
+    if !folder.path().is_dir() {
+        return;
+    }
+    let failed_checks = |c: &ferry_core::checks::CheckReport| {
+        c.failures()
+            .iter()
+            .map(|f| format!("{} ({}): {}", f.check, f.subject, f.message))
+            .collect::<Vec<_>>()
+    };
+    let (outcome, text, json) = match r {
+        Ok(Ok(Finish::DryRun { checks, plan })) => {
+            let outcome = if checks.passed() {
+                "dry-run"
+            } else {
+                "dry-run-checks-failed"
+            };
+            let mut text = format!(
+                "Dry run: nothing was changed.\nPre-upgrade checks: {}\n",
+                if checks.passed() { "passed" } else { "FAILED" }
+            );
+            for f in failed_checks(checks) {
+                text.push_str(&format!("  {f}\n"));
+            }
+            text.push_str("\nPlan\n---------------\n");
+            text.push_str(&plan.render());
+            let json = serde_json::json!({
+                "checksPassed": checks.passed(),
+                "failedChecks": failed_checks(checks),
+                "plan": plan,
+            });
+            (outcome, text, json)
+        }
+        Ok(Ok(Finish::Completed { report, .. })) => (
+            "completed",
+            format!(
+                "The upgrade completed.\n\n{}",
+                report.summary
+            ),
+            serde_json::json!({ "upgradeSummary": report.summary }),
+        ),
+        Ok(Ok(Finish::RolledBack { error })) => (
+            "rolled-back",
+            format!("The upgrade failed and was rolled back: {error}\n"),
+            serde_json::json!({ "error": error }),
+        ),
+        Ok(Ok(Finish::RollbackIncomplete {
+            error,
+            failure,
+            remaining,
+        })) => (
+            "rollback-incomplete",
+            format!(
+                "The upgrade failed ({error}) and its rollback is incomplete ({failure}); still applied: {}\n",
+                remaining.join(", ")
+            ),
+            serde_json::json!({ "error": error, "rollbackFailure": failure, "remaining": remaining }),
+        ),
+        Ok(Ok(Finish::Interrupted)) => (
+            "interrupted",
+            "Interrupted twice: stopped at once; the journal is kept (`ferry resume` or `ferry rollback`).\n".to_string(),
+            serde_json::json!({}),
+        ),
+        Ok(Err(RunError::Checks(checks))) => (
+            "checks-failed",
+            format!(
+                "Pre-upgrade checks failed: nothing was changed.\n{}",
+                failed_checks(checks)
+                    .iter()
+                    .map(|f| format!("  {f}\n"))
+                    .collect::<String>()
+            ),
+            serde_json::json!({ "failedChecks": failed_checks(checks) }),
+        ),
+        Ok(Err(e)) => (
+            "failed",
+            format!("The upgrade failed: {e}\n"),
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+        Err(e) => (
+            "failed",
+            format!("The upgrade failed: {e}\n"),
+            serde_json::json!({ "error": e.to_string() }),
+        ),
+    };
+    let mut json = json;
+    json["outcome"] = outcome.into();
+    let text = format!("Outcome: {outcome}\n{text}");
+    let written = folder
+        .write(&format!("{}.txt", results::SUMMARY), text.as_bytes())
+        .and_then(|()| folder.write_json(results::SUMMARY, &json));
+    match written {
+        Ok(()) => out.info(&format!("Results: {}\n", folder.path().display())),
+        Err(e) => out.warn(&e.to_string()),
+    }
 }
 
 /// Prints what a run of the MKE flow came to and returns its exit code.

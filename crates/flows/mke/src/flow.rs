@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use ferry_core::checks::CheckReport;
 use ferry_core::cluster::ClusterError;
 use ferry_core::engine::{
-    Gate, Group, HostChain, MaxUnavailable, Phase, Plan, Step, StepError, StepKey, StepRef, Target,
-    Texts, slowest_first,
+    Deadline, Gate, Group, HostChain, MaxUnavailable, Phase, Plan, Step, StepError, StepKey,
+    StepRef, Target, Texts, slowest_first,
 };
 use ferry_core::exec::ExecError;
 use ferry_core::facts::{self, InitSystem};
@@ -25,6 +25,7 @@ use ferry_core::run::{Flow, Planned, RunContext, RunTexts};
 
 use crate::checks::{self, CheckOptions, Facts, HostFacts};
 use crate::mke3::{Mke3Api, Mke3Error};
+use crate::results::{self, Results, ResultsError};
 use crate::steps::{self, Ctx, Kind};
 
 /// The flow's name in plans and journals.
@@ -80,7 +81,20 @@ pub struct Inputs {
     pub k0s: K0sBinary,
     /// Where a leftover admin kubeconfig of an earlier attempt would be (`~/.mke/mke.kubeconf`).
     pub kubeconf_path: Option<PathBuf>,
+    /// `--timeout-minutes`: the whole run, from its first change; it rolls back when it runs out.
+    #[serde(default = "sixty")]
+    pub timeout_minutes: u32,
+    /// `--upgrade-timeout-minutes`: the node migration (managers and workers to k0s).
+    #[serde(default = "sixty")]
+    pub upgrade_timeout_minutes: u32,
 }
+
+fn sixty() -> u32 {
+    60
+}
+
+/// The phase `--upgrade-timeout-minutes` bounds: the managers and the workers moving to k0s.
+pub const NODE_MIGRATION_PHASE: &str = "Upgrade Tasks";
 
 impl Inputs {
     /// Inputs with the defaults for everything optional.
@@ -106,6 +120,8 @@ impl Inputs {
                 version: K0S_VERSION.into(),
             },
             kubeconf_path: None,
+            timeout_minutes: 60,
+            upgrade_timeout_minutes: 60,
         }
     }
 
@@ -228,6 +244,8 @@ pub enum MkeError {
     UnknownStep(StepKey),
     #[error("cannot assemble the Upgrade Summary")]
     Report(#[source] StepError),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
 }
 
 impl MkeError {
@@ -241,11 +259,83 @@ impl MkeError {
 #[derive(Debug, Clone)]
 pub struct MkeFlow {
     pub mke3: Arc<dyn Mke3Api>,
+    /// The results folder (`--output`), written when the checks have run.
+    pub results: Option<Results>,
 }
 
 impl MkeFlow {
     pub fn new(mke3: Arc<dyn Mke3Api>) -> Self {
-        Self { mke3 }
+        Self {
+            mke3,
+            results: None,
+        }
+    }
+
+    /// Writes the results folder `results` once the checks have run: the MKE 3 and MKE 4k
+    /// configurations (secrets redacted), the compatibility checks and the pre-checks.
+    pub fn with_results(mut self, results: Results) -> Self {
+        self.results = Some(results);
+        self
+    }
+
+    /// The results folder's inputs and checks (see [`crate::results`]).
+    async fn write_results(
+        &self,
+        r: &Results,
+        inputs: &Inputs,
+        d: &Discovered,
+        checks: &CheckReport,
+        cx: &RunContext,
+    ) -> Result<(), MkeError> {
+        let toml = self
+            .mke3
+            .config_toml()
+            .await
+            .map_err(|source| MkeError::Mke3 {
+                what: "the configuration",
+                source,
+            })?;
+        r.create()?;
+        let redacted = results::redact_toml(&toml)
+            .unwrap_or_else(|e| format!("# the MKE 3 configuration cannot be read as TOML: {e}\n"));
+        r.write(results::MKE3_TOML, redacted.as_bytes())?;
+        let mut options = inputs.convert_options(&cx.specs, d);
+        options.redact_reports = true;
+        match ferry_config_convert::analyze(&toml, &options) {
+            Ok(c) => {
+                let mut config = serde_json::to_value(&c.config).unwrap_or_default();
+                results::redact_json(&mut config);
+                let yaml = ferry_config_convert::yaml::to_string(&config).unwrap_or_default();
+                r.write(results::MKE4_YAML, yaml.as_bytes())?;
+                let human = ferry_config_convert::report::human_readable(&c);
+                r.write(&format!("{}.txt", results::COMPATIBILITY), human.as_bytes())?;
+                let sorted = ferry_config_convert::report::sorted_toml(&c);
+                r.write(
+                    &format!("{}.sorted.toml", results::COMPATIBILITY),
+                    sorted.as_bytes(),
+                )?;
+                r.write_json(
+                    results::COMPATIBILITY,
+                    &serde_json::json!({
+                        "blockers": c.blockers,
+                        "keys": c.keys,
+                        "flags": c.flags,
+                    }),
+                )?;
+            }
+            Err(e) => {
+                let text = format!("The MKE 3 configuration cannot be converted: {e}\n");
+                r.write(&format!("{}.txt", results::COMPATIBILITY), text.as_bytes())?;
+                r.write_json(
+                    results::COMPATIBILITY,
+                    &serde_json::json!({ "error": e.to_string() }),
+                )?;
+            }
+        }
+        r.write_checks(checks)?;
+        cx.log
+            .info(format!("Results written to {}", r.path().display()));
+        Ok(())
     }
 }
 
@@ -294,6 +384,10 @@ pub async fn discover(
             mem_kib: f.memory_bytes / 1024,
             disk_free: f.data_dir_disk.available_bytes,
             listening: f.listening.clone(),
+            // filled in below, once the leader is known
+            mke3_data_bytes: None,
+            mke3_data_error: None,
+            kube_proxy: checks::KubeProxy::Absent,
         });
         planned.push(PlannedHost {
             name: f.host.clone(),
@@ -318,11 +412,74 @@ pub async fn discover(
     };
     let options = inputs.convert_options(&cx.specs, &discovered);
     options.validate().map_err(MkeError::Options)?;
-    let config_blockers = match ferry_config_convert::analyze(&toml, &options) {
-        Ok(c) => c.blockers,
-        Err(e) => vec![format!("the MKE 3 configuration cannot be read: {e}")],
+    let (config_blockers, mke4_quota) = match ferry_config_convert::analyze(&toml, &options) {
+        Ok(c) => (c.blockers, c.config.spec.etcd.storage_quota),
+        Err(e) => (
+            vec![format!("the MKE 3 configuration cannot be read: {e}")],
+            None,
+        ),
     };
     let leftover_kubeconfig = inputs.kubeconf_path.clone().filter(|p| p.exists());
+    // The checks MKE 4k 4.1.x added, read-only: on every host what the cleanup would archive and
+    // the running kube-proxy, on the leader the MKE 3 etcd, in the cluster Calico's dataplane.
+    let in_swarm: Vec<bool> = hosts_facts
+        .iter()
+        .map(|h| h.swarm_state == "active")
+        .collect();
+    let extras = ferry_core::engine::join::join_all(
+        connected
+            .iter()
+            .zip(in_swarm)
+            .map(|((_, h), in_swarm)| async move {
+                let h = h.as_ref();
+                (
+                    steps::mke3_data_size(h, in_swarm).await,
+                    steps::kube_proxy(h).await,
+                )
+            })
+            .collect(),
+    );
+    let leader_exec = connected
+        .iter()
+        .zip(&hosts_facts)
+        .find(|(_, f)| f.host == discovered.leader)
+        .map(|((_, h), _)| h.clone());
+    let etcd = async {
+        match &leader_exec {
+            Some(h) => Some(steps::etcd_facts(h.as_ref()).await),
+            None => None,
+        }
+    };
+    let (extras, etcd, calico) =
+        tokio::join!(extras, etcd, steps::calico_facts(cx.cluster.as_ref()));
+    for (h, (data, proxy)) in hosts_facts.iter_mut().zip(extras) {
+        match data {
+            Ok(bytes) => h.mke3_data_bytes = Some(bytes),
+            Err(e) => h.mke3_data_error = Some(e.chain()),
+        }
+        h.kube_proxy = proxy.unwrap_or_else(|e| checks::KubeProxy::Unreadable { error: e.chain() });
+    }
+    let mut etcd = match etcd {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => checks::EtcdFacts {
+            error: Some(e.chain()),
+            ..checks::EtcdFacts::default()
+        },
+        None => checks::EtcdFacts {
+            error: Some("no MKE 3 manager to ask".into()),
+            ..checks::EtcdFacts::default()
+        },
+    };
+    etcd.host = discovered.leader.clone();
+    etcd.mke4_quota = mke4_quota;
+    // A file that cannot be read now fails the k0s installation later; here it counts as much
+    // as a release.
+    let k0s_binary_bytes = match &inputs.k0s {
+        K0sBinary::File { path } => std::fs::metadata(path)
+            .map(|m| m.len())
+            .unwrap_or(checks::K0S_RELEASE_ESTIMATE),
+        K0sBinary::Release { .. } => checks::K0S_RELEASE_ESTIMATE,
+    };
     Ok((
         Facts {
             mke3_version,
@@ -331,6 +488,9 @@ pub async fn discover(
             hosts: hosts_facts,
             leftover_kubeconfig,
             duplicates,
+            etcd,
+            calico,
+            k0s_binary_bytes,
         },
         discovered,
         took,
@@ -414,7 +574,7 @@ pub fn build_plan(inputs: &Inputs, d: &Discovered, took: &BTreeMap<String, Durat
                 }],
             },
             Phase {
-                name: "Upgrade Tasks".into(),
+                name: NODE_MIGRATION_PHASE.into(),
                 rollback_name: "Rollback Upgrade Tasks".into(),
                 groups: vec![
                     Group::Serial {
@@ -467,6 +627,10 @@ impl Flow for MkeFlow {
         let (facts, discovered, took) = discover(&inputs, self.mke3.as_ref(), cx).await?;
         cx.log.info("==> Running phase: Pre-upgrade checks");
         let checks: CheckReport = checks::run(&facts, &inputs.checks);
+        if let Some(r) = &self.results {
+            self.write_results(r, &inputs, &discovered, &checks, cx)
+                .await?;
+        }
         let plan = build_plan(&inputs, &discovered, &took);
         Ok(Planned {
             checks,
@@ -531,6 +695,28 @@ impl Flow for MkeFlow {
         }))
     }
 
+    fn deadlines(&self, j: &Journaled) -> Vec<Deadline> {
+        let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+        vec![
+            Deadline {
+                name: format!(
+                    "the upgrade (--timeout-minutes {})",
+                    j.inputs.timeout_minutes
+                ),
+                limit: minutes(j.inputs.timeout_minutes),
+                phase: None,
+            },
+            Deadline {
+                name: format!(
+                    "the node migration [{NODE_MIGRATION_PHASE}] (--upgrade-timeout-minutes {})",
+                    j.inputs.upgrade_timeout_minutes
+                ),
+                limit: minutes(j.inputs.upgrade_timeout_minutes),
+                phase: Some(NODE_MIGRATION_PHASE.into()),
+            },
+        ]
+    }
+
     async fn report(&self, j: &Journaled, cx: &RunContext) -> Result<MkeReport, MkeError> {
         let (summary, mke4_yaml) =
             steps::summary(&cx.state, &j.discovered.mke3_version).map_err(MkeError::Report)?;
@@ -539,6 +725,11 @@ impl Flow for MkeFlow {
             cx.log.warn(format!(
                 "cannot keep the summary in the state directory: {e}"
             ));
+        }
+        if let Some(r) = &self.results {
+            if let Err(e) = r.write(results::UPGRADE_SUMMARY, summary.as_bytes()) {
+                cx.log.warn(e.to_string());
+            }
         }
         Ok(MkeReport { summary, mke4_yaml })
     }

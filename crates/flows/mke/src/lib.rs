@@ -13,6 +13,7 @@ pub mod checks;
 pub mod export;
 pub mod flow;
 pub mod mke3;
+pub mod results;
 pub mod steps;
 pub mod summary;
 
