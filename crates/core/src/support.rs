@@ -96,8 +96,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            command_timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(20),
             parallel_hosts: 8,
             log_lines: 2000,
         }
