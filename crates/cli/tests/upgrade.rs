@@ -870,3 +870,91 @@ fn the_deadlines_are_journaled_with_the_inputs() {
     assert_eq!(inputs["timeoutMinutes"], 90, "{header}");
     assert_eq!(inputs["upgradeTimeoutMinutes"], 45, "{header}");
 }
+
+/// The fake cluster's MKE 3 configuration with `unmanaged_cni = true`, and port 8080 open on
+/// the hosts in `listening`.
+fn unmanaged_cni(env: &Env, listening: &[String]) {
+    let toml = ferry_testing::world::fixture_config_toml(true).replace(
+        "calico_kdd = true",
+        "calico_kdd = true\n  unmanaged_cni = true",
+    );
+    let mut s = env.world.state();
+    s.mke3.config_toml = toml;
+    for h in listening {
+        s.hosts.get_mut(h).unwrap().listeners.insert(8080);
+    }
+}
+
+#[test]
+fn an_unmanaged_cni_is_checked_on_the_first_two_managers_and_workers_and_rolls_back_when_down() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let hosts: Vec<String> = env.world.state().hosts.keys().cloned().collect();
+    unmanaged_cni(&env, &hosts);
+    let r = env.upgrade(&["--dry-run", "--cni-check-port", "8080"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(r.stdout.contains("mke.cni-check"), "{}", r.stdout);
+    let r = env.upgrade(&["--cni-check-port", "8080", "--cni-check-timeout", "1"]);
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert!(r.stderr.contains("CNI check passed"), "{}", r.stderr);
+    let checked: Vec<String> = env
+        .world
+        .calls()
+        .iter()
+        .filter(|c| format!("{c:?}").contains("/dev/tcp/"))
+        .map(|c| format!("{c:?}"))
+        .collect();
+    // 4 hosts, each reaching the 3 others
+    assert_eq!(checked.len(), 12, "{checked:#?}");
+
+    // The port is closed on one checked worker: after --cni-check-timeout the run rolls back.
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    let start = env.world.digest();
+    let workers: Vec<String> = {
+        let s = env.world.state();
+        s.hosts
+            .keys()
+            .filter(|h| !s.cluster.managers.contains(*h))
+            .cloned()
+            .collect()
+    };
+    let open: Vec<String> = {
+        let s = env.world.state();
+        s.hosts
+            .keys()
+            .filter(|h| *h != &workers[0])
+            .cloned()
+            .collect()
+    };
+    unmanaged_cni(&env, &open);
+    let start_cni = env.world.digest();
+    assert_ne!(start, start_cni);
+    let r = env.upgrade(&["--cni-check-port", "8080", "--cni-check-timeout", "1"]);
+    assert_eq!(r.code, exit::ROLLED_BACK, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the CNI is not ready after 1 minute(s) (--cni-check-timeout): ")
+            && r.stderr
+                .contains(&format!("cannot reach {}:8080", workers[0])),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.world.digest(), start_cni);
+}
+
+#[test]
+fn bad_cni_check_values_are_refused_before_anything_is_contacted() {
+    let mut env = Env::new();
+    env.vars.insert("MKE3_ADMIN_PASSWORD".into(), PW.into());
+    for (extra, message) in [
+        (["--cni-check-port", "0"], "0 is not in 1..=65535"),
+        (["--cni-check-port", "70000"], "70000 is not in 1..=65535"),
+        (["--cni-check-timeout", "0"], "0 is not in 1..=1440"),
+    ] {
+        let r = env.upgrade(&extra);
+        assert_eq!(r.code, exit::USAGE, "{extra:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{extra:?}: {}", r.stderr);
+        assert!(env.world.calls().is_empty(), "{extra:?}");
+    }
+}

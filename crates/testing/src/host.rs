@@ -297,6 +297,8 @@ pub fn is_mutating(program: &str, args: &[String]) -> bool {
         "true" | "false" | "echo" | "printf" | "cat" | "sleep" | "id" | "stat" | "test"
         | "head" | "ls" | "date" | "hostname" | "uname" | "nproc" | "df" | "ss" | "sh" | "tail"
         | "journalctl" | "du" => false,
+        // a TCP probe (`timeout 3 bash -c 'exec 3<>/dev/tcp/ADDR/PORT'`)
+        "timeout" if a(1) == "bash" && a(3).starts_with("exec 3<>/dev/tcp/") => false,
         "ip" => !args.iter().any(|x| x == "list" || x == "show"),
         // etcdctl's reads in the ucp-kv container
         "docker" if a(0) == "exec" && a(2) == "etcdctl" => {
@@ -561,6 +563,35 @@ fn ports_in_use(h: &HostState, except_container: Option<&str>) -> BTreeMap<u16, 
     m
 }
 
+/// `bash`'s `/dev/tcp/ADDR/PORT` from a host: connects when host ADDR is up and something
+/// listens on PORT there (its listeners, its running containers' ports, k0s), as bash says
+/// otherwise.
+fn tcp_probe(s: &WorldState, target: &str) -> Output {
+    let Some((addr, port)) = target.rsplit_once('/') else {
+        return err_out(1, &format!("bash: /dev/tcp/{target}: Invalid argument\n"));
+    };
+    let refused = || {
+        err_out(
+            1,
+            &format!(
+                "bash: connect: Connection refused\nbash: line 1: /dev/tcp/{addr}/{port}: Connection refused\n"
+            ),
+        )
+    };
+    let (Ok(port), Some(h)) = (port.parse::<u16>(), s.hosts.get(addr)) else {
+        return refused();
+    };
+    if h.killed || h.cut {
+        // `timeout` ends the hanging connect
+        return err_out(124, "");
+    }
+    if ports_in_use(h, None).contains_key(&port) {
+        ok_out("")
+    } else {
+        refused()
+    }
+}
+
 /// Ports a k0s unit listens on.
 pub(crate) fn k0s_ports(unit: &str, worker: bool) -> Vec<u16> {
     let mut v = Vec::new();
@@ -595,6 +626,11 @@ fn exec(
         "rc-service" => return rc_service(s, host, user, &a),
         p if p.starts_with("/etc/init.d/") => return init_script(s, host, user, p, &a),
         _ => {}
+    }
+    if let ("timeout", [_, "bash", "-c", script]) = (program, a.as_slice()) {
+        if let Some(target) = script.strip_prefix("exec 3<>/dev/tcp/") {
+            return tcp_probe(s, target);
+        }
     }
     let Some(h) = s.hosts.get_mut(host) else {
         return err_out(255, "no such host\n");

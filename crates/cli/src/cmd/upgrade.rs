@@ -118,6 +118,14 @@ pub struct UpgradeArgs {
     /// run rolls back.
     #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10080))]
     pub upgrade_timeout_minutes: u32,
+    /// With an unmanaged CNI (MKE 3's unmanaged_cni): how long it has, once every node runs
+    /// k0s, to bring the network up on the first two managers and workers before the run rolls
+    /// back.
+    #[arg(long, value_name = "MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub cni_check_timeout: u32,
+    /// With an unmanaged CNI: the TCP port at which each checked host must reach the others.
+    #[arg(long, value_name = "PORT", default_value_t = 80, value_parser = clap::value_parser!(u16).range(1..))]
+    pub cni_check_port: u16,
     /// Format of the result (the dry-run plan, the checks, the summary).
     #[arg(short = 'o', long = "format", value_enum, default_value_t)]
     pub output: Format,
@@ -202,6 +210,8 @@ pub fn run_upgrade_with(
     inputs.kubeconf_path = home.map(|h| h.join(".mke/mke.kubeconf"));
     inputs.timeout_minutes = args.timeout_minutes;
     inputs.upgrade_timeout_minutes = args.upgrade_timeout_minutes;
+    inputs.cni_check_timeout = args.cni_check_timeout;
+    inputs.cni_check_port = args.cni_check_port;
     // `--output` alone: the folder goes beside the journal.
     let results = args
         .results

@@ -87,6 +87,20 @@ pub struct Inputs {
     /// `--upgrade-timeout-minutes`: the node migration (managers and workers to k0s).
     #[serde(default = "sixty")]
     pub upgrade_timeout_minutes: u32,
+    /// `--cni-check-timeout`: minutes an unmanaged CNI has to bring the network up.
+    #[serde(default = "ten")]
+    pub cni_check_timeout: u32,
+    /// `--cni-check-port`: the port the CNI check reaches every checked host at.
+    #[serde(default = "eighty")]
+    pub cni_check_port: u16,
+}
+
+fn ten() -> u32 {
+    10
+}
+
+fn eighty() -> u16 {
+    80
 }
 
 fn sixty() -> u32 {
@@ -122,6 +136,8 @@ impl Inputs {
             kubeconf_path: None,
             timeout_minutes: 60,
             upgrade_timeout_minutes: 60,
+            cni_check_timeout: 10,
+            cni_check_port: 80,
         }
     }
 
@@ -190,6 +206,10 @@ pub struct Discovered {
     /// The first manager: it goes first, takes the etcd backup and issues join tokens.
     pub leader: String,
     pub hosts: Vec<PlannedHost>,
+    /// The MKE 3 configuration's `cluster_config.unmanaged_cni`: the cluster brings its own CNI,
+    /// and the plan checks that it brings the network up on k0s (`mke.cni-check`).
+    #[serde(default)]
+    pub unmanaged_cni: bool,
 }
 
 impl Discovered {
@@ -409,6 +429,7 @@ pub async fn discover(
         mke3_version: mke3_version.clone(),
         leader,
         hosts: planned,
+        unmanaged_cni: unmanaged_cni(&toml),
     };
     let options = inputs.convert_options(&cx.specs, &discovered);
     options.validate().map_err(MkeError::Options)?;
@@ -497,6 +518,15 @@ pub async fn discover(
     ))
 }
 
+/// `cluster_config.unmanaged_cni` of an MKE 3 configuration (`false` when absent or unreadable:
+/// the conversion's own checks name an unreadable file).
+pub fn unmanaged_cni(toml: &str) -> bool {
+    toml::from_str::<toml::Value>(toml)
+        .ok()
+        .and_then(|v| v.get("cluster_config")?.get("unmanaged_cni")?.as_bool())
+        .unwrap_or(false)
+}
+
 fn sref(kind: Kind, target: Target) -> StepRef {
     StepRef {
         key: StepKey::new(kind.id(), target),
@@ -576,12 +606,20 @@ pub fn build_plan(inputs: &Inputs, d: &Discovered, took: &BTreeMap<String, Durat
             Phase {
                 name: NODE_MIGRATION_PHASE.into(),
                 rollback_name: "Rollback Upgrade Tasks".into(),
-                groups: vec![
-                    Group::Serial {
-                        hosts: managers.iter().map(|h| chain(h, &node_steps)).collect(),
-                    },
-                    window(worker_chains),
-                ],
+                groups: {
+                    let mut g = vec![
+                        Group::Serial {
+                            hosts: managers.iter().map(|h| chain(h, &node_steps)).collect(),
+                        },
+                        window(worker_chains),
+                    ];
+                    if d.unmanaged_cni {
+                        g.push(Group::Steps {
+                            steps: vec![sref(Kind::CniCheck, Target::Cluster)],
+                        });
+                    }
+                    g
+                },
             },
             Phase {
                 name: "Install MKE 4 Components".into(),

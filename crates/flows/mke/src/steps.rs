@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::checks;
-use crate::flow::{Discovered, Inputs};
+use crate::flow::{Discovered, Inputs, PlannedHost};
 use crate::mke3::Mke3Api;
 use ferry_core::cluster::{ClusterApi, DrainOptions, ObjectRef};
 use ferry_core::engine::{Reversibility, Step, StepError, StepKey, from_data, to_data};
@@ -78,9 +78,10 @@ pub enum Kind {
     ApplyMke4Config,
     ApplyRbac,
     RemoveMke3,
+    CniCheck,
 }
 
-const ALL: [Kind; 13] = [
+const ALL: [Kind; 14] = [
     Kind::BackupEtcd,
     Kind::ExportConfig,
     Kind::ExportRbac,
@@ -94,6 +95,7 @@ const ALL: [Kind; 13] = [
     Kind::ApplyMke4Config,
     Kind::ApplyRbac,
     Kind::RemoveMke3,
+    Kind::CniCheck,
 ];
 
 impl Kind {
@@ -112,6 +114,7 @@ impl Kind {
             Kind::ApplyMke4Config => "mke.apply-mke4-config",
             Kind::ApplyRbac => "mke.apply-rbac",
             Kind::RemoveMke3 => "mke.node.remove-mke3",
+            Kind::CniCheck => "mke.cni-check",
         }
     }
 
@@ -138,14 +141,19 @@ impl Kind {
             Kind::RemoveMke3 => {
                 "archive and remove MKE 3's containers and volumes, leave the swarm"
             }
+            Kind::CniCheck => {
+                "check that the unmanaged CNI brought the network up on the first two managers and workers"
+            }
         }
     }
 
     pub fn reversibility(self) -> Reversibility {
         match self {
-            Kind::ExportConfig | Kind::ExportRbac | Kind::ConvertConfig | Kind::TranslateRbac => {
-                Reversibility::NoOp
-            }
+            Kind::ExportConfig
+            | Kind::ExportRbac
+            | Kind::ConvertConfig
+            | Kind::TranslateRbac
+            | Kind::CniCheck => Reversibility::NoOp,
             _ => Reversibility::Reversible,
         }
     }
@@ -766,6 +774,7 @@ impl Step for MkeStep {
                 }
             }
             Kind::RemoveMke3 => self.remove_mke3(&from_data(prepared)?).await?,
+            Kind::CniCheck => cni_check(&self.cx).await?,
             Kind::Drain | Kind::Uncordon => {
                 return Err(StepError::new(format!(
                     "{} is a node step of ferry-core",
@@ -782,6 +791,7 @@ impl Step for MkeStep {
             | Kind::ExportRbac
             | Kind::ConvertConfig
             | Kind::TranslateRbac
+            | Kind::CniCheck
             | Kind::Drain
             | Kind::Uncordon => Ok(()),
             Kind::BackupEtcd => {
@@ -1430,5 +1440,196 @@ mod archive_tests {
             .unwrap_err();
         assert_eq!(*h.runs.lock().unwrap(), 5);
         assert!(e.to_string().contains("file changed as we read it"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CNI check.
+
+/// The hosts the CNI check looks at, as mkectl's does: the first two managers (the leader first)
+/// and the first two workers of the hosts file.
+pub fn cni_checked(d: &Discovered) -> Vec<&PlannedHost> {
+    let mut managers: Vec<&PlannedHost> = d.hosts.iter().filter(|h| h.manager).collect();
+    managers.sort_by_key(|h| h.name != d.leader);
+    let workers = d.hosts.iter().filter(|h| !h.manager);
+    managers
+        .into_iter()
+        .take(2)
+        .chain(workers.take(2))
+        .collect()
+}
+
+/// What the CNI check still waits for, or `None` when the network is up: every checked node
+/// Ready and not `NetworkUnavailable`, and every checked host reaching every other one at
+/// `--cni-check-port` (`bash`'s `/dev/tcp`, 3 s a try).
+async fn cni_not_ready(cx: &Ctx) -> Result<Option<String>, StepError> {
+    let checked = cni_checked(&cx.discovered);
+    let port = cx.inputs.cni_check_port;
+    let nodes = cx.run.cluster.nodes().await?;
+    for h in &checked {
+        let node = cx.run.cluster.get(&node_ref(&h.hostname)).await?;
+        let Some(node) = node else {
+            return Ok(Some(format!("node {} is not registered", h.hostname)));
+        };
+        let condition = |kind: &str| {
+            node.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == kind)
+                .and_then(|c| c["status"].as_str())
+                .map(str::to_string)
+        };
+        if condition("NetworkUnavailable").as_deref() == Some("True") {
+            return Ok(Some(format!(
+                "node {} reports NetworkUnavailable",
+                h.hostname
+            )));
+        }
+        if !nodes.iter().any(|n| n.name == h.hostname && n.ready) {
+            return Ok(Some(format!("node {} is not Ready", h.hostname)));
+        }
+    }
+    for from in &checked {
+        let conn = cx.host(&from.name)?;
+        for to in checked.iter().filter(|t| t.name != from.name) {
+            let addr = cx
+                .run
+                .specs
+                .iter()
+                .find(|s| s.name() == to.name)
+                .map(|s| {
+                    s.private_address
+                        .clone()
+                        .unwrap_or_else(|| s.address.clone())
+                })
+                .unwrap_or_else(|| to.name.clone());
+            let probe = Cmd::new("timeout")
+                .args([
+                    "3",
+                    "bash",
+                    "-c",
+                    &format!("exec 3<>/dev/tcp/{addr}/{port}"),
+                ])
+                .timeout(Duration::from_secs(10));
+            let out = conn.run(&probe).await?;
+            if !out.success() {
+                return Ok(Some(format!(
+                    "{} cannot reach {addr}:{port} ({})",
+                    from.name,
+                    out.stderr_text().trim()
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Waits up to `--cni-check-timeout` minutes for [`cni_not_ready`] to find nothing; fails the
+/// step (and so rolls the run back) when the network is not up by then.
+async fn cni_check(cx: &Ctx) -> Result<(), StepError> {
+    let limit = Duration::from_secs(u64::from(cx.inputs.cni_check_timeout) * 60);
+    let names: Vec<&str> = cni_checked(&cx.discovered)
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    cx.log().info(format!(
+        "Checking the unmanaged CNI on {} (port {}, up to {} min)",
+        names.join(", "),
+        cx.inputs.cni_check_port,
+        cx.inputs.cni_check_timeout
+    ));
+    let start = tokio::time::Instant::now();
+    loop {
+        let why = match cni_not_ready(cx).await {
+            Ok(None) => {
+                cx.log().info("CNI check passed");
+                return Ok(());
+            }
+            Ok(Some(why)) => why,
+            Err(e) if e.transient => e.chain(),
+            Err(e) => return Err(e),
+        };
+        if start.elapsed() >= limit {
+            return Err(StepError::new(format!(
+                "the CNI is not ready after {} minute(s) (--cni-check-timeout): {why}",
+                cx.inputs.cni_check_timeout
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod cni_tests {
+    use super::*;
+    use ferry_core::facts::InitSystem;
+
+    fn host(name: &str, manager: bool) -> PlannedHost {
+        PlannedHost {
+            name: name.into(),
+            hostname: format!("node-{name}"),
+            manager,
+            machine: "x86_64".into(),
+            init_system: InitSystem::Systemd,
+        }
+    }
+
+    #[test]
+    fn the_cni_check_looks_at_the_leader_and_one_more_manager_and_the_first_two_workers() {
+        let d = Discovered {
+            mke3_version: "3.8.2".into(),
+            leader: "m2".into(),
+            hosts: vec![
+                host("w1", false),
+                host("m1", true),
+                host("m2", true),
+                host("m3", true),
+                host("w2", false),
+                host("w3", false),
+            ],
+            unmanaged_cni: true,
+        };
+        let names: Vec<&str> = cni_checked(&d).iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["m2", "m1", "w1", "w2"]);
+        let one = Discovered {
+            hosts: vec![host("m2", true)],
+            ..d
+        };
+        assert_eq!(cni_checked(&one).len(), 1);
+    }
+
+    #[test]
+    fn only_an_unmanaged_cni_gets_the_check_in_the_plan() {
+        use crate::flow::{build_plan, unmanaged_cni};
+        assert!(unmanaged_cni(
+            "[cluster_config]\n  unmanaged_cni = true\n  calico_kdd = true\n"
+        ));
+        assert!(!unmanaged_cni("[cluster_config]\n  calico_kdd = true\n"));
+        assert!(!unmanaged_cni("not toml ["));
+        let mut d = Discovered {
+            mke3_version: "3.8.2".into(),
+            leader: "m1".into(),
+            hosts: vec![host("m1", true), host("w1", false)],
+            unmanaged_cni: false,
+        };
+        let inputs = Inputs::new(vec![], "admin", "lb");
+        let has = |d: &Discovered| {
+            build_plan(&inputs, d, &BTreeMap::new())
+                .steps()
+                .iter()
+                .any(|s| s.key.id == "mke.cni-check")
+        };
+        assert!(!has(&d));
+        d.unmanaged_cni = true;
+        assert!(has(&d));
+        // after the node migration, in its phase
+        let plan = build_plan(&inputs, &d, &BTreeMap::new());
+        let phase = &plan.phases[1];
+        assert_eq!(phase.name, crate::flow::NODE_MIGRATION_PHASE);
+        let last = phase.groups.last().unwrap();
+        assert!(
+            matches!(last, ferry_core::engine::Group::Steps { steps } if steps[0].key.id == "mke.cni-check")
+        );
     }
 }
