@@ -407,27 +407,24 @@ pub async fn inspect_container(h: &dyn HostExec, name: &str) -> Result<Option<Va
     })
 }
 
+/// MKE 3's volumes on the host (`docker volume ls --filter name=ucp-`).
+async fn ucp_volumes(h: &dyn HostExec) -> Result<Vec<String>, StepError> {
+    let args = [
+        "volume",
+        "ls",
+        "--filter",
+        "name=ucp-",
+        "--format",
+        "{{.Name}}",
+    ];
+    Ok(lines(&ok(h, sudo("docker", &args)).await?))
+}
+
 /// The bytes of MKE 3 data `mke.remove-mke3` would archive on the host, uncompressed: its
 /// `ucp-*` volumes (`docker volume ls`, as the step lists them) and, in a swarm,
 /// `/var/lib/docker/swarm`, measured with `du -sb`.
 pub async fn mke3_data_size(h: &dyn HostExec, in_swarm: bool) -> Result<u64, StepError> {
-    let volumes = lines(
-        &ok(
-            h,
-            sudo(
-                "docker",
-                &[
-                    "volume",
-                    "ls",
-                    "--filter",
-                    "name=ucp-",
-                    "--format",
-                    "{{.Name}}",
-                ],
-            ),
-        )
-        .await?,
-    );
+    let volumes = ucp_volumes(h).await?;
     let mut paths: Vec<String> = volumes
         .iter()
         .map(|v| format!("/var/lib/docker/volumes/{v}"))
@@ -674,23 +671,7 @@ impl Step for MkeStep {
                     }),
                     _ => to_data(&RemoveState {
                         containers: ucp_containers(h, true).await?,
-                        volumes: lines(
-                            &ok(
-                                h,
-                                sudo(
-                                    "docker",
-                                    &[
-                                        "volume",
-                                        "ls",
-                                        "--filter",
-                                        "name=ucp-",
-                                        "--format",
-                                        "{{.Name}}",
-                                    ],
-                                ),
-                            )
-                            .await?,
-                        ),
+                        volumes: ucp_volumes(h).await?,
                         swarm: swarm_info(h).await?.local_node_state == "active",
                         dir_existed: exists(h, "-d", HOST_DIR).await?,
                     }),
