@@ -275,4 +275,7 @@ fn results_folder_deadline_and_support_dump_on_a_real_mke3_cluster() {
         all.len(),
         text.len()
     ));
+
+    // The shared API server and the hosts as the suite's set-up made them, for the tests after.
+    bed.restore();
 }
