@@ -158,8 +158,9 @@ impl fmt::Debug for Redactor {
 }
 
 /// Key words whose values are secret (matched case-insensitively inside a key).
-const SECRET_KEYS: [&str; 9] = [
+const SECRET_KEYS: [&str; 10] = [
     "password",
+    "privatekey",
     "passwd",
     "secret",
     "token",
@@ -343,8 +344,11 @@ fn is_key_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
 }
 
-fn is_secret_key(lower_key: &str) -> bool {
-    let k = lower_key.trim_end_matches(['-', '.', '_']);
+/// Whether a key's name says its value is secret (`readerPassword`, `client_secret`, `--token`),
+/// and not where a secret is (`--token-file`).
+pub fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let k = lower.trim_end_matches(['-', '.', '_']);
     SECRET_KEYS.iter().any(|w| k.contains(w)) && !NOT_SECRET_SUFFIXES.iter().any(|s| k.ends_with(s))
 }
 

@@ -144,20 +144,8 @@ pub fn check_group(f: &Finding) -> &'static str {
     }
 }
 
-/// Whether a key's name says its value is secret.
-pub fn is_secret_key(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "passphrase",
-        "secret",
-        "token",
-        "bindpw",
-        "privatekey",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
-}
+/// Whether a key's name says its value is secret: the support dump's rule.
+pub use ferry_core::support::is_secret_key;
 
 /// `toml` with the value of every secret-named key (at any depth) redacted; the text is
 /// re-serialised, so comments of the source are not kept.
